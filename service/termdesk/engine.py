@@ -1,0 +1,97 @@
+"""The only module that touches durable_rules: one ruleset handle, one session per match.
+
+How it is called, and why (measured in ../shared/notes/durable-rules/README.md):
+
+- the C module directly, never `durable.lang` (a global host) nor `engine.Host` (timer
+  threads that gave wrong results);
+- every fact of a package in ONE `assert_facts` batch, the deal fact last, and every rule
+  starting with the deal fact: durable_rules ignores a `$not` fact that arrives after a
+  partial match, so no partial match may exist before all facts are in;
+- a canary rule on the deal fact that always fires: `delete_state` can crash the process
+  on a session that dispatched no action;
+- a new session id for every match, and `delete_state` in a `finally`: at most 1024
+  sessions may live per handle, and facts of one session must never meet another's;
+- results de-duplicated: an `any` or a join fires once per combination.
+
+The extension never releases the GIL; a lock keeps one match at a time per handle.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+from collections.abc import Mapping, Sequence
+
+import durable_rules_engine
+
+from termdesk.errors import EngineError
+
+__all__ = ["CANARY_RULE", "Match", "RuleEngine"]
+
+CANARY_RULE = "__canary__"
+
+Match = tuple[str, int]  # (engine rule name, index of the matched term, -1 for the deal)
+
+_handles = itertools.count(1)
+_sessions = itertools.count(1)
+
+
+class RuleEngine:
+    """One compiled durable_rules ruleset. `match` is safe to call from any thread."""
+
+    def __init__(self, name: str, rules: Mapping[str, object]) -> None:
+        if CANARY_RULE not in rules:
+            raise ValueError(f"the engine rules need the `{CANARY_RULE}` rule")
+        self.name = f"{name}#{next(_handles)}"
+        self._lock = threading.Lock()
+        try:
+            self._handle: int | None = durable_rules_engine.create_ruleset(
+                self.name, json.dumps(rules)
+            )
+        except durable_rules_engine.error as error:
+            raise EngineError(f"durable_rules refused ruleset {self.name}: {error}") from error
+
+    def match(self, facts: Sequence[Mapping[str, object]]) -> set[Match]:
+        """Asserts the facts (deal fact last) in a new session; returns what fired."""
+        session = str(next(_sessions))
+        batch = json.dumps([{**fact, "sid": session} for fact in facts])
+        fired: set[Match] = set()
+        with self._lock:
+            handle = self._require_handle()
+            try:
+                _, state = durable_rules_engine.assert_facts(handle, batch)
+                result = durable_rules_engine.start_action_for_state(handle, state)
+                message = result[1] if result else None
+                while message:
+                    fired.update(_read(message))
+                    message = durable_rules_engine.complete_and_start_action(handle, state)
+            except durable_rules_engine.error as error:
+                raise EngineError(f"durable_rules failed in {self.name}: {error}") from error
+            finally:
+                durable_rules_engine.delete_state(handle, session)
+        return fired
+
+    def close(self) -> None:
+        """Frees the engine ruleset; call it once no match is in flight."""
+        with self._lock:
+            if self._handle is not None:
+                durable_rules_engine.delete_ruleset(self._handle)
+                self._handle = None
+
+    def _require_handle(self) -> int:
+        if self._handle is None:
+            raise EngineError(f"engine ruleset {self.name} is closed")
+        return self._handle
+
+
+def _read(message: str) -> list[Match]:
+    try:
+        fired = json.loads(message)
+        return [
+            (rule, int(bindings.get("s", {}).get("i", -1)))
+            for rule, bindings in fired.items()
+            if rule != CANARY_RULE
+        ]
+    except (ValueError, AttributeError, TypeError) as error:
+        raise EngineError(f"unreadable engine result: {message[:200]}") from error

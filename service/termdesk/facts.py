@@ -1,0 +1,78 @@
+"""Turns a checked package into the small facts the engine matches: one per term, then the deal.
+
+Only term types and values some rule reads are projected (see `compiler.Feature`). Empty
+text and empty lists count as absent, so `present(purpose)` means "filled in". The deal
+fact carries the context and comes last: it is the trigger every engine rule starts with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from termdesk.model import Money, TermPackage, Value
+from termdesk.ruleset.compiler import CONTEXT, DEAL_FACT_TYPE, CompiledRuleset, Feature
+
+__all__ = ["Fact", "project"]
+
+Fact = dict[str, object]
+
+
+def project(package: TermPackage, compiled: CompiledRuleset) -> list[Fact]:
+    """The facts of one package, in package order, with the deal fact last."""
+    facts: list[Fact] = []
+    for index, term in enumerate(package.terms):
+        features = compiled.projection.get(term.type)
+        if features is None:
+            continue
+        fact: Fact = {"id": f"t{index}", "t": term.type, "i": index}
+        _store(fact, term.fields, features)
+        facts.append(fact)
+    deal: Fact = {"id": "deal", "t": DEAL_FACT_TYPE, "i": -1}
+    _store(deal, package.context, compiled.projection[CONTEXT])
+    facts.append(deal)
+    return facts
+
+
+def _store(fact: Fact, fields: Mapping[str, Value], features: frozenset[Feature]) -> None:
+    for feature in features:
+        value = _feature_value(fields.get(feature.name), feature)
+        if value is not None:
+            fact[feature.key] = value
+
+
+def _feature_value(value: Value, feature: Feature) -> object:
+    if feature.kind == "count":
+        return len(value) if isinstance(value, tuple) else 0
+    if feature.kind in ("ascending", "non_decreasing"):
+        return _ordered(value, feature.item_field, strict=feature.kind == "ascending")
+    return _plain(value)
+
+
+def _plain(value: Value) -> object:
+    if isinstance(value, str):
+        return value if value.strip() else None
+    if isinstance(value, tuple):
+        if not value:
+            return None
+        if all(isinstance(item, str | int | float) for item in value):
+            return list(value)
+        return True  # a list of objects: only its presence can be tested
+    if isinstance(value, Money):
+        return str(value)  # presence only: money is never compared as a float
+    if isinstance(value, Mapping):
+        return True
+    return value
+
+
+def _ordered(value: Value, item_field: str, *, strict: bool) -> bool:
+    """Whether `item_field` ascends over the list; an absent or empty list is in order."""
+    if not isinstance(value, tuple):
+        return True
+    numbers: list[float] = []
+    for item in value:
+        number = item.get(item_field) if isinstance(item, Mapping) else None
+        if not isinstance(number, int | float) or isinstance(number, bool):
+            return False
+        numbers.append(number)
+    pairs = zip(numbers, numbers[1:], strict=False)
+    return all(a < b for a, b in pairs) if strict else all(a <= b for a, b in pairs)
