@@ -110,22 +110,27 @@ def render_message(
     context: Mapping[str, Value],
     parameters: Mapping[str, object],
 ) -> str:
-    """Fills `{field}`, `{context.field}` and `{$parameter}` with the package's values."""
+    """Fills `{field}`, `{context.field}` and `{$parameter}` with the package's values.
+
+    `{field|text}` shows `text` when the field is not set (`not set` by default).
+    """
 
     def fill(match: re.Match[str]) -> str:
-        name = match.group(1).strip()
+        name, _, fallback = (part.strip() for part in match.group(1).partition("|"))
         if name.startswith("$"):
-            return _text(parameters.get(name[1:]))
-        if name.startswith("context."):
-            return _text(context.get(name.removeprefix("context.")))
-        return _text(term.fields.get(name) if term is not None else None)
+            value = parameters.get(name[1:])
+        elif name.startswith("context."):
+            value = context.get(name.removeprefix("context."))
+        else:
+            value = term.fields.get(name) if term is not None else None
+        return _text(value, fallback or "not set")
 
     return _PLACEHOLDER.sub(fill, template)
 
 
-def _text(value: object) -> str:
+def _text(value: object, missing: str = "not set") -> str:
     if value is None or value == "" or value == ():
-        return "not set"
+        return missing
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, Money):

@@ -482,7 +482,7 @@ class _Checker:
         self, message: str, path: DocPath, term: TermTypeSpec | None, rule_id: str
     ) -> None:
         for match in PLACEHOLDER.finditer(message):
-            name = match.group(1).strip()
+            name = match.group(1).partition("|")[0].strip()
             if name.startswith("$"):
                 known = name[1:] in self.parameters
                 candidates: Sequence[str] = [f"${p}" for p in self.parameters]

@@ -1,0 +1,183 @@
+"""The `termdesk` command: one function per subcommand.
+
+    termdesk check [PATH...]                  validate rulesets, print diagnostics
+    termdesk test [PATH...]                   run rulesets' own test cases
+    termdesk eval [--ruleset NAME] PACKAGE    evaluate a package (`-` reads stdin)
+    termdesk eval --batch FILE.jsonl          one package per line, one result per line
+
+Exit codes of `eval` tell the decision: 0 APPROVE, 10 NEEDS_APPROVAL, 20 REJECT; bad
+input (not JSON, or a package that does not fit the vocabulary) is 3; an unknown or
+broken ruleset is 4; a usage error is 2. `eval --batch` exits 0 when every line was
+evaluated and 3 when some line was bad (it still answers every other line).
+`check` and `test` exit 1 when they find an error or a failing case.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from termdesk.catalog import DEFAULT_RULESET, find_ruleset, ruleset_files
+from termdesk.errors import PackageError, RulesetError, RulesetNotFoundError
+from termdesk.evaluator import Evaluator
+from termdesk.jsonview import evaluation_json, problems_json
+from termdesk.model import Decision
+from termdesk.paths import shipped_rulesets_dir
+from termdesk.ruleset.diagnostics import Level
+from termdesk.ruleset.validator import validate_source
+from termdesk.testing import coverage_gaps, run_tests
+from termdesk.vocabulary import check_package, default_vocabulary
+
+__all__ = ["EXIT_BAD_INPUT", "EXIT_BAD_RULESET", "EXIT_FOR_DECISION", "main"]
+
+EXIT_FOR_DECISION = {Decision.APPROVE: 0, Decision.NEEDS_APPROVAL: 10, Decision.REJECT: 20}
+EXIT_BAD_INPUT = 3
+EXIT_BAD_RULESET = 4
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    code: int = args.handler(args)
+    return code
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="termdesk", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    check = commands.add_parser("check", help="validate rulesets and print diagnostics")
+    check.add_argument("paths", nargs="*", type=Path, help="ruleset files or directories")
+    check.set_defaults(handler=check_command)
+
+    test = commands.add_parser("test", help="run the test cases of rulesets")
+    test.add_argument("paths", nargs="*", type=Path, help="ruleset files or directories")
+    test.add_argument(
+        "--coverage", action="store_true", help="also fail when a rule lacks a passing or failing case"
+    )
+    test.set_defaults(handler=test_command)
+
+    evaluate = commands.add_parser("eval", help="evaluate a term package")
+    evaluate.add_argument("package", nargs="?", help="package JSON file, or - for stdin")
+    evaluate.add_argument("--ruleset", default=DEFAULT_RULESET, help="ruleset name")
+    evaluate.add_argument(
+        "--rulesets", type=Path, default=None, help="directory of rulesets (default: shipped)"
+    )
+    evaluate.add_argument("--batch", type=Path, help="JSON Lines file, one package per line")
+    evaluate.set_defaults(handler=eval_command)
+    return parser
+
+
+def _paths(paths: Sequence[Path]) -> list[Path]:
+    return ruleset_files(paths or [shipped_rulesets_dir()])
+
+
+def check_command(args: argparse.Namespace) -> int:
+    """Prints every diagnostic of every ruleset; exit 1 when any is an error."""
+    errors = 0
+    files = _paths(args.paths)
+    for path in files:
+        result = validate_source(path.read_text(encoding="utf-8"), str(path))
+        for diagnostic in result.diagnostics:
+            print(diagnostic)
+        errors += len(result.errors)
+        if result.ok:
+            print(f"{path}: ok")
+    print(f"{len(files)} ruleset(s) checked, {errors} error(s)")
+    return 1 if errors else 0
+
+
+def test_command(args: argparse.Namespace) -> int:
+    """Runs the test cases; prints failures with expected and actual, then a count."""
+    passed = failed = 0
+    broken = False
+    for path in _paths(args.paths):
+        result = validate_source(path.read_text(encoding="utf-8"), str(path))
+        if result.ruleset is None:
+            broken = True
+            for diagnostic in result.errors:
+                print(diagnostic)
+            continue
+        results = run_tests(result.ruleset)
+        for case_result in results:
+            if case_result.passed:
+                passed += 1
+                continue
+            failed += 1
+            print(f"FAIL {path}:{case_result.case.line}: {case_result.case.name}")
+            for failure in case_result.failures:
+                print(f"  {failure}")
+        gaps = coverage_gaps(result.ruleset, results)
+        for rule_id, missing in gaps.items():
+            print(f"{path}: rule {rule_id} lacks {' and '.join(missing)}")
+        broken = broken or bool(args.coverage and gaps)
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed or broken else 0
+
+
+def eval_command(args: argparse.Namespace) -> int:
+    """Evaluates one package or a JSON Lines batch and prints contract-shaped JSON."""
+    if (args.package is None) == (args.batch is None):
+        print("termdesk eval: give one PACKAGE file (or -), or --batch FILE", file=sys.stderr)
+        return 2
+    try:
+        ruleset = find_ruleset(args.ruleset, args.rulesets)
+    except (RulesetNotFoundError, RulesetError) as error:
+        print(f"termdesk eval: {error}", file=sys.stderr)
+        return EXIT_BAD_RULESET
+    evaluator = Evaluator(ruleset)
+    try:
+        if args.batch is not None:
+            with args.batch.open(encoding="utf-8") as lines:
+                return _eval_batch(evaluator, lines, sys.stdout)
+        text = sys.stdin.read() if args.package == "-" else Path(args.package).read_text()
+        return _eval_one(evaluator, text)
+    finally:
+        evaluator.close()
+
+
+def _eval_one(evaluator: Evaluator, text: str) -> int:
+    try:
+        package = check_package(json.loads(text), default_vocabulary())
+    except json.JSONDecodeError as error:
+        print(f"termdesk eval: the package is not JSON: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except PackageError as error:
+        print("termdesk eval: the package does not fit the vocabulary:", file=sys.stderr)
+        for problem in error.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    evaluation = evaluator.evaluate(package)
+    print(json.dumps(evaluation_json(evaluation, package.deal_id), indent=2))
+    return EXIT_FOR_DECISION[evaluation.decision]
+
+
+def _eval_batch(evaluator: Evaluator, lines: TextIO, out: TextIO) -> int:
+    bad = False
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        record: dict[str, object]
+        try:
+            package = check_package(json.loads(line), default_vocabulary())
+            record = evaluation_json(evaluator.evaluate(package), package.deal_id)
+        except json.JSONDecodeError as error:
+            bad = True
+            record = {"line": number, "error": {"code": "not_json", "message": str(error)}}
+        except PackageError as error:
+            bad = True
+            record = {
+                "line": number,
+                "error": {"code": "invalid_package", "field_violations": problems_json(error)},
+            }
+        out.write(json.dumps(record) + "\n")
+    return EXIT_BAD_INPUT if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
