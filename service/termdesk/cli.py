@@ -27,7 +27,6 @@ from termdesk.evaluator import Evaluator
 from termdesk.jsonview import evaluation_json, problems_json
 from termdesk.model import Decision
 from termdesk.paths import shipped_rulesets_dir
-from termdesk.ruleset.diagnostics import Level
 from termdesk.ruleset.validator import validate_source
 from termdesk.testing import coverage_gaps, run_tests
 from termdesk.vocabulary import check_package, default_vocabulary
@@ -58,7 +57,9 @@ def _parser() -> argparse.ArgumentParser:
     test = commands.add_parser("test", help="run the test cases of rulesets")
     test.add_argument("paths", nargs="*", type=Path, help="ruleset files or directories")
     test.add_argument(
-        "--coverage", action="store_true", help="also fail when a rule lacks a passing or failing case"
+        "--coverage",
+        action="store_true",
+        help="also fail when a rule lacks a passing or failing case",
     )
     test.set_defaults(handler=test_command)
 

@@ -1,10 +1,10 @@
 """The exceptions termdesk raises, in one tree.
 
-    TermdeskError
-    ├── PackageError        a term package does not fit the vocabulary (carries every problem)
-    ├── RulesetError        a ruleset source has errors (carries every diagnostic)
-    ├── RulesetNotFoundError
-    └── EngineError         durable_rules failed while evaluating (a bug, not bad input)
+TermdeskError
+├── PackageError        a term package does not fit the vocabulary (carries every problem)
+├── RulesetError        a ruleset source has errors (carries every diagnostic)
+├── RulesetNotFoundError
+└── EngineError         durable_rules failed while evaluating (a bug, not bad input)
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ class TermdeskError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Problem:
-    """One thing wrong with a package: where (`terms[2].fields.duration_months`), what, and a fix."""
+    """One thing wrong with a package: where (`terms[2].fields.x`), what, and a fix."""
 
     path: str
     code: str

@@ -6,30 +6,26 @@ already checked against the vocabulary (`termdesk.vocabulary.check_package`).
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
 from termdesk import facts
 from termdesk.engine import RuleEngine
+from termdesk.messages import MessageTemplate
 from termdesk.model import (
     APPROVER_ORDER,
     Decision,
     Evaluation,
-    Money,
     RulesetRef,
     Severity,
-    Term,
     TermPackage,
-    Value,
     Violation,
 )
 from termdesk.ruleset.compiler import CompiledRuleset, compile_ruleset
 from termdesk.ruleset.model import Rule, Ruleset
 
-__all__ = ["Evaluator", "decide", "render_message"]
+__all__ = ["Evaluator", "decide"]
 
 _SEVERITY_RANK = {Severity.BLOCK: 0, Severity.REVIEW: 1, Severity.WARN: 2}
-_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 
 
 class Evaluator:
@@ -40,6 +36,9 @@ class Evaluator:
         self.compiled: CompiledRuleset = compile_ruleset(ruleset)
         self.reference = RulesetRef(ruleset.name, ruleset.version, ruleset.digest)
         self._engine = RuleEngine(ruleset.name, self.compiled.engine_rules)
+        self._messages = [
+            MessageTemplate(rule.message, ruleset.parameters) for rule in ruleset.rules
+        ]
 
     def matches(self, package: TermPackage) -> set[tuple[int, int]]:
         """(rule index, term index) of every violation, as the engine found them."""
@@ -50,7 +49,7 @@ class Evaluator:
         """The decision, the violations and the approvers for one checked package."""
         rules = self.ruleset.rules
         violations = [
-            _violation(rules[rule_index], term_index, package, self.ruleset.parameters)
+            _violation(rules[rule_index], self._messages[rule_index], term_index, package)
             for rule_index, term_index in sorted(
                 self.matches(package),
                 key=lambda match: (_SEVERITY_RANK[rules[match[0]].severity], *match),
@@ -84,10 +83,7 @@ def decide(violations: Iterable[Violation]) -> tuple[Decision, tuple[str, ...]]:
 
 
 def _violation(
-    rule: Rule,
-    term_index: int,
-    package: TermPackage,
-    parameters: Mapping[str, object],
+    rule: Rule, message: MessageTemplate, term_index: int, package: TermPackage
 ) -> Violation:
     term = package.terms[term_index] if term_index >= 0 else None
     actual = term.fields.get(rule.field) if term is not None and rule.field else None
@@ -99,42 +95,6 @@ def _violation(
         term_index=term_index,
         field=rule.field,
         actual=actual,
-        message=render_message(rule.message, term, package.context, parameters),
+        message=message.render(term, package.context),
         rationale=rule.rationale,
     )
-
-
-def render_message(
-    template: str,
-    term: Term | None,
-    context: Mapping[str, Value],
-    parameters: Mapping[str, object],
-) -> str:
-    """Fills `{field}`, `{context.field}` and `{$parameter}` with the package's values.
-
-    `{field|text}` shows `text` when the field is not set (`not set` by default).
-    """
-
-    def fill(match: re.Match[str]) -> str:
-        name, _, fallback = (part.strip() for part in match.group(1).partition("|"))
-        if name.startswith("$"):
-            value = parameters.get(name[1:])
-        elif name.startswith("context."):
-            value = context.get(name.removeprefix("context."))
-        else:
-            value = term.fields.get(name) if term is not None else None
-        return _text(value, fallback or "not set")
-
-    return _PLACEHOLDER.sub(fill, template)
-
-
-def _text(value: object, missing: str = "not set") -> str:
-    if value is None or value == "" or value == ():
-        return missing
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, Money):
-        return str(value)
-    if isinstance(value, tuple | list):
-        return ", ".join(_text(item) for item in value)
-    return str(value)

@@ -7,6 +7,7 @@ fact carries the context and comes last: it is the trigger every engine rule sta
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 
 from termdesk.model import Money, TermPackage, Value
@@ -74,5 +75,5 @@ def _ordered(value: Value, item_field: str, *, strict: bool) -> bool:
         if not isinstance(number, int | float) or isinstance(number, bool):
             return False
         numbers.append(number)
-    pairs = zip(numbers, numbers[1:], strict=False)
+    pairs = itertools.pairwise(numbers)
     return all(a < b for a, b in pairs) if strict else all(a <= b for a, b in pairs)

@@ -41,7 +41,7 @@ class Money:
 
 # A checked field value: JSON-like, with Money for money fields and tuples for lists.
 Value: TypeAlias = (
-    None | bool | int | float | str | Money | tuple["Value", ...] | Mapping[str, "Value"]
+    bool | int | float | str | Money | tuple["Value", ...] | Mapping[str, "Value"] | None
 )
 
 

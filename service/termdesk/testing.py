@@ -48,8 +48,9 @@ def _run(case: TestCase, evaluation: Evaluation) -> CaseResult:
         )
     if expect.violations is not None and expect.violations != fired:
         failures.append(
-            f"violations: expected {_ids(expect.violations)}, got {_ids(fired)}"
-            f" (missing {_ids(expect.violations - fired)}, unexpected {_ids(fired - expect.violations)})"
+            f"violations: expected {_ids(expect.violations)}, got {_ids(fired)} "
+            f"(missing {_ids(expect.violations - fired)}, "
+            f"unexpected {_ids(fired - expect.violations)})"
         )
     if missing := expect.includes - fired:
         failures.append(f"violations: expected to include {_ids(missing)}, got {_ids(fired)}")
@@ -89,10 +90,8 @@ def coverage_gaps(ruleset: Ruleset, results: Sequence[CaseResult]) -> dict[str, 
                 expect.violations is not None and rule.id not in expect.violations
             )
             quiet = quiet or (has_term and asserted_quiet)
-        missing = [
-            name for name, ok in (("a case where it fires", fires), ("a case where it holds", quiet))
-            if not ok
-        ]
+        wanted = (("a case where it fires", fires), ("a case where it holds", quiet))
+        missing = [name for name, ok in wanted if not ok]
         if missing:
             gaps[rule.id] = missing
     return gaps

@@ -37,8 +37,8 @@ from termdesk.ruleset.conditions import (
     Lacks,
     Matches,
     NoneOf,
-    NoTerm,
     Not,
+    NoTerm,
     OneOf,
     Operand,
     Ordered,
@@ -76,19 +76,12 @@ _MIRRORED = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 
 @dataclass(frozen=True, slots=True)
 class Feature:
-    """A value the fact projection stores: a field, or a derived count or ordering."""
+    """A value the fact projection stores under `key`: a field, or a derived value."""
 
     kind: str  # "field", "count", "ascending", "non_decreasing"
     name: str
+    key: str
     item_field: str = ""
-
-    @property
-    def key(self) -> str:
-        if self.kind == "count":
-            return fact_key(Count("term", self.name))
-        if self.kind in ("ascending", "non_decreasing"):
-            return fact_key(Ordered("term", self.name, self.item_field, self.kind == "ascending"))
-        return self.name
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,8 +184,7 @@ def _clauses(condition: Condition) -> list[_Clause]:
             product: list[_Clause] = [_Clause()]
             for item in items:
                 product = [
-                    left.merged(right)
-                    for left, right in itertools.product(product, _clauses(item))
+                    left.merged(right) for left, right in itertools.product(product, _clauses(item))
                 ]
             return product
         case AnyOf(items):
@@ -304,10 +296,11 @@ def _operands(condition: Condition) -> list[Field | Count | Ordered]:
 def _collect(features: set[Feature], conditions: Iterable[Condition]) -> None:
     for condition in conditions:
         for operand in _operands(condition):
+            key = fact_key(operand)
             if isinstance(operand, Count):
-                features.add(Feature("count", operand.name))
+                features.add(Feature("count", operand.name, key))
             elif isinstance(operand, Ordered):
                 kind = "ascending" if operand.strict else "non_decreasing"
-                features.add(Feature(kind, operand.name, operand.item_field))
+                features.add(Feature(kind, operand.name, key, operand.item_field))
             else:
-                features.add(Feature("field", operand.name))
+                features.add(Feature("field", operand.name, key))

@@ -148,7 +148,7 @@ def _tokenize(text: str) -> list[_Token]:
         match = _TOKEN.match(text, position)
         if match is None or match.lastgroup is None:
             column = position + len(text[position:]) - len(text[position:].lstrip())
-            raise LeafSyntaxError(f"unexpected `{text[column:column + 10]}`", column)
+            raise LeafSyntaxError(f"unexpected `{text[column : column + 10]}`", column)
         kind = match.lastgroup
         tokens.append((kind, match.group(kind), match.start(kind)))
         position = match.end()
@@ -172,7 +172,7 @@ class _LeafParser:
         return token
 
     def expect(self, text: str) -> None:
-        kind, value, column = self.take()
+        _, value, column = self.take()
         if value != text:
             raise LeafSyntaxError(f"expected `{text}`, found `{value}`", column)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import operator
 import re
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from termdesk.ruleset.conditions import (
     Absent,
@@ -23,8 +24,8 @@ from termdesk.ruleset.conditions import (
     Lacks,
     Matches,
     NoneOf,
-    NoTerm,
     Not,
+    NoTerm,
     OneOf,
     Operand,
     Present,
@@ -37,7 +38,7 @@ __all__ = ["holds", "violations"]
 
 Fact = Mapping[str, object]
 
-_COMPARE: dict[str, Callable[[object, object], bool]] = {
+_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
     "==": operator.eq,
     "!=": operator.ne,
     "<": operator.lt,
@@ -95,8 +96,7 @@ def holds(condition: Condition, fact: Fact | None, deal: Fact, terms: Sequence[F
             return not holds(item, fact, deal, terms)
         case TermExists(term_type, where) | NoTerm(term_type, where):
             exists = any(
-                other["t"] == term_type
-                and (where is None or holds(where, other, deal, terms))
+                other["t"] == term_type and (where is None or holds(where, other, deal, terms))
                 for other in terms
             )
             return exists if isinstance(condition, TermExists) else not exists

@@ -27,6 +27,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from termdesk.errors import PackageError, RulesetError
+from termdesk.messages import placeholders
 from termdesk.model import APPROVER_ORDER, Decision, Severity, Value
 from termdesk.ruleset import compiler
 from termdesk.ruleset.conditions import (
@@ -83,7 +84,6 @@ __all__ = ["MAX_DIAGNOSTICS", "ValidationResult", "load_ruleset", "validate_sour
 MAX_DIAGNOSTICS = 100
 RULE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]*(\.[a-z0-9][a-z0-9_-]*)*$")
 PARAMETER_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
-PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 RESERVED_FIELDS = frozenset({"id", "sid", "t", "i"})
 
 
@@ -320,7 +320,7 @@ class _Checker:
                     key=True,
                 )
                 continue
-            if _is_const(value):
+            if isinstance(value, bool | int | float | str):
                 parameters[name] = value
             elif isinstance(value, list) and value and all(_is_const(item) for item in value):
                 parameters[name] = tuple(value)
@@ -332,7 +332,7 @@ class _Checker:
                 )
         return parameters
 
-    def check_buckets(self, raw: Mapping[str, list[str]]) -> dict[str, tuple[str, ...]]:
+    def check_buckets(self, raw: Mapping[Any, list[str]]) -> dict[str, tuple[str, ...]]:
         buckets: dict[str, tuple[str, ...]] = {}
         seen: dict[str, str] = {}
         for bucket in BUCKETS:
@@ -362,7 +362,9 @@ class _Checker:
 
     # -- rules
 
-    def check_rules(self, raw_rules: Sequence[Any], buckets: Mapping[str, tuple[str, ...]]) -> list[Rule]:
+    def check_rules(
+        self, raw_rules: Sequence[Any], buckets: Mapping[str, tuple[str, ...]]
+    ) -> list[Rule]:
         rules: list[Rule] = []
         first_seen: dict[str, int] = {}
         for index, raw in enumerate(raw_rules):
@@ -481,8 +483,8 @@ class _Checker:
     def check_message(
         self, message: str, path: DocPath, term: TermTypeSpec | None, rule_id: str
     ) -> None:
-        for match in PLACEHOLDER.finditer(message):
-            name = match.group(1).partition("|")[0].strip()
+        for placeholder in placeholders(message):
+            name = placeholder.name
             if name.startswith("$"):
                 known = name[1:] in self.parameters
                 candidates: Sequence[str] = [f"${p}" for p in self.parameters]
@@ -542,7 +544,7 @@ class _Checker:
                 rule_id=scope.rule_id,
             )
             return None
-        (key, value), = raw.items()
+        ((key, value),) = raw.items()
         child = (*path, key)
         if key in ("all", "any"):
             if not isinstance(value, list) or not value:
@@ -766,7 +768,9 @@ class _Checker:
             self.report_unknown_term(term_type, path, rule_id)
             return None
         raw_fields = fields if isinstance(fields, dict) else {}
-        resolved = {key: self.resolve_value(value, path, rule_id) for key, value in raw_fields.items()}
+        resolved = {
+            key: self.resolve_value(value, path, rule_id) for key, value in raw_fields.items()
+        }
         if any(value is _INVALID for value in resolved.values()):
             return None
         checked = self.check_term_fields(term_type, resolved, path, rule_id)
@@ -922,7 +926,7 @@ class _LeafResolver:
         if left is None or right is None:
             return None
         left_operand, left_spec = left
-        right_operand, right_spec = right
+        right_operand = right[0]
         column = _column(raw.left)
         if raw.operator == "in":
             return self.one_of(left_operand, left_spec, right_operand, column)
@@ -956,12 +960,12 @@ class _LeafResolver:
                 "compare it, e.g. `present(...)` or `... == ...`",
             )
             return None
-        self.error(
-            "bad_condition", "this leaf is a value, not a condition", _column(raw)
-        )
+        self.error("bad_condition", "this leaf is a value, not a condition", _column(raw))
         return None
 
-    def operand(self, raw: RawOperand) -> tuple[Operand, FieldSpec | None] | tuple[tuple[Const, ...], None] | None:
+    def operand(
+        self, raw: RawOperand
+    ) -> tuple[Operand, FieldSpec | None] | tuple[tuple[Const, ...], None] | None:
         if isinstance(raw, RawLiteral):
             return Const(raw.value), None
         if isinstance(raw, RawParam):
@@ -990,7 +994,9 @@ class _LeafResolver:
                 field_ref, spec = resolved_field
                 if spec.type != "list":
                     self.error(
-                        "type_mismatch", f"`count` takes a list; `{spec.name}` is not one", raw.column
+                        "type_mismatch",
+                        f"`count` takes a list; `{spec.name}` is not one",
+                        raw.column,
                     )
                     return None
                 return Count(field_ref.scope, field_ref.name), None
@@ -1079,13 +1085,13 @@ class _LeafResolver:
             return None
         spec = term.fields.get(name)
         if spec is None:
-            self.checker.report_unknown_field(
-                name, term, self.path, self.scope.rule_id, raw.column
-            )
+            self.checker.report_unknown_field(name, term, self.path, self.scope.rule_id, raw.column)
             return None
         return self.checked(Field("term", name), spec, raw.column)
 
-    def checked(self, field_ref: Field, spec: FieldSpec, column: int) -> tuple[Field, FieldSpec] | None:
+    def checked(
+        self, field_ref: Field, spec: FieldSpec, column: int
+    ) -> tuple[Field, FieldSpec] | None:
         if field_ref.name in RESERVED_FIELDS:
             self.error("unsupported", f"`{field_ref.name}` is a reserved name", column)
             return None
@@ -1168,7 +1174,9 @@ class _LeafResolver:
             return None
         if isinstance(left_operand, Const) and isinstance(right_operand, Const):
             self.error(
-                "constant_condition", "this compares two fixed values", column,
+                "constant_condition",
+                "this compares two fixed values",
+                column,
                 "compare a field with a value",
             )
             return None
@@ -1301,4 +1309,3 @@ def _first_term_named(condition: Condition | None) -> str:
                 if found := _first_term_named(item):
                     return found
     return ""
-

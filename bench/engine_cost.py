@@ -1,0 +1,158 @@
+"""Engine-level cost of one evaluation on the default ruleset, against a plain-dict baseline.
+
+    python bench/engine_cost.py [--runs 10000]
+
+Measures, interleaved in one process so machine noise hits every row alike:
+
+- evaluate   `Evaluator.evaluate`: projection to facts, durable_rules, violations, decision
+- engine     `RuleEngine.match` alone on already projected facts
+- floor      `RuleEngine.match` on a ruleset holding only the canary rule
+- reference  the plain-Python interpreter of the same rules over the same dicts (baseline)
+
+for a clean 10-term package (no violation) and a 10-term package with many violations.
+Prints median and p99 in microseconds and each row's ratio to the baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+
+from termdesk import facts
+from termdesk.catalog import find_ruleset
+from termdesk.engine import RuleEngine
+from termdesk.evaluator import Evaluator
+from termdesk.model import TermPackage
+from termdesk.ruleset import reference
+from termdesk.ruleset.compiler import CANARY
+from termdesk.vocabulary import check_package, default_vocabulary
+
+CLEAN_10 = {
+    "deal_id": "bench-clean",
+    "context": {"partner_type": "reseller", "strategic_importance": "medium"},
+    "terms": [
+        {
+            "type": "exclusivity",
+            "fields": {
+                "segments": ["mid-market healthcare"],
+                "geographies": ["UK"],
+                "duration_months": 6,
+                "min_verified_activations": 25,
+                "commitment_period_months": 6,
+                "reversion": "non_exclusive",
+                "audit_rights": True,
+                "mutual": True,
+            },
+        },
+        {"type": "confidentiality", "fields": {"mutual": True, "years": 3}},
+        {"type": "payment_terms", "fields": {"net_days": 30, "verification": "invoice_collection"}},
+        {"type": "revenue_share", "fields": {"rate": 0.2, "basis": "gross"}},
+        {"type": "review_schedule", "fields": {"quarterly_business_review": True}},
+        {
+            "type": "partner_commitments",
+            "fields": {"activation_plan": True, "named_owners": True, "weekly_reporting_days": 60},
+        },
+        {"type": "mfn", "fields": {"segments": ["smb"], "excludes_custom_enterprise": True}},
+        {
+            "type": "deal_registration",
+            "fields": {"validity_days": 90, "max_renewals": 1, "evidence_required": True},
+        },
+        {
+            "type": "territory",
+            "fields": {
+                "objective_criteria": ["employee_count"],
+                "conflict_rule": "first_registered_with_activity",
+            },
+        },
+        {"type": "marketing_approval", "fields": {"response_business_days": 3}},
+    ],
+}
+
+VIOLATING_10 = {
+    "deal_id": "bench-violating",
+    "context": {"partner_type": "strategic_alliance", "strategic_importance": "high"},
+    "terms": [
+        {"type": "exclusivity", "fields": {"segments": ["a", "b", "c"], "mutual": False}},
+        {"type": "payment_terms", "fields": {"net_days": 5}},
+        {"type": "revenue_share", "fields": {"rate": 0.45, "basis": "net", "renewal_rate": 0.5}},
+        {"type": "mfn", "fields": {}},
+        {"type": "termination", "fields": {"mutual": False, "cure_period_days": 10}},
+        {"type": "data_sharing", "fields": {"includes_cohort_retention": True}},
+        {"type": "referral_fee", "fields": {"acceptance_window_days": 30}},
+        {"type": "marketing_approval", "fields": {"deemed_approved": True}},
+        {"type": "performance_guarantee", "fields": {}},
+        {"type": "indemnity", "fields": {"mutual": False}},
+    ],
+}
+
+
+def timed(function: Callable[[], object], samples: list[float]) -> None:
+    start = time.perf_counter_ns()
+    function()
+    samples.append((time.perf_counter_ns() - start) / 1000)
+
+
+def summary(samples: list[float]) -> tuple[float, float]:
+    ordered = sorted(samples)
+    return statistics.median(ordered), ordered[int(len(ordered) * 0.99) - 1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=10_000)
+    runs = parser.parse_args().runs
+
+    ruleset = find_ruleset("partner-alliance")
+    evaluator = Evaluator(ruleset)
+    engine = RuleEngine("bench-engine", evaluator.compiled.engine_rules)
+    floor = RuleEngine("bench-floor", {CANARY: evaluator.compiled.engine_rules[CANARY]})
+    vocabulary = default_vocabulary()
+    cases: dict[str, TermPackage] = {
+        "clean 10 terms": check_package(CLEAN_10, vocabulary),
+        "violating 10 terms": check_package(VIOLATING_10, vocabulary),
+    }
+    print(
+        f"machine: {platform.platform()}, {os.cpu_count()} cpu, Python {platform.python_version()}"
+    )
+    print(
+        f"ruleset: {ruleset.name} ({len(ruleset.rules)} rules, "
+        f"{len(evaluator.compiled.engine_rules)} engine rules), {runs} runs per row\n"
+    )
+    for name, package in cases.items():
+        evaluation = evaluator.evaluate(package)
+        projected = facts.project(package, evaluator.compiled)
+        engine_found = {
+            (evaluator.compiled.rule_of_clause[r], t) for r, t in engine.match(projected)
+        }
+        assert engine_found == reference.violations(ruleset, projected), "engine != reference"
+        calls: dict[str, Callable[[], object]] = {
+            "evaluate": functools.partial(evaluator.evaluate, package),
+            "engine": functools.partial(engine.match, projected),
+            "floor": functools.partial(floor.match, projected),
+            "reference": functools.partial(reference.violations, ruleset, projected),
+        }
+        rows: dict[str, list[float]] = {row: [] for row in calls}
+        for _ in range(runs):  # interleaved: each row sees the same noise
+            for row, call in calls.items():
+                timed(call, rows[row])
+        base, _ = summary(rows["reference"])
+        print(
+            f"{name}: {evaluation.decision.value}, {len(evaluation.violations)} violations, "
+            f"{len(projected)} facts"
+        )
+        print(f"  {'row':<10} {'median us':>10} {'p99 us':>10} {'x reference':>12}")
+        for row, samples in rows.items():
+            median, p99 = summary(samples)
+            print(f"  {row:<10} {median:>10.1f} {p99:>10.1f} {median / base:>11.1f}x")
+        print()
+    for closable in (evaluator, engine, floor):
+        closable.close()
+
+
+if __name__ == "__main__":
+    main()
