@@ -27,7 +27,7 @@ from termdesk.evaluator import Evaluator
 from termdesk.jsonview import evaluation_json, problems_json
 from termdesk.model import Decision
 from termdesk.paths import shipped_rulesets_dir
-from termdesk.ruleset.validator import validate_source
+from termdesk.ruleset.validator import ValidationResult, read_source, validate_source
 from termdesk.testing import coverage_gaps, run_tests
 from termdesk.vocabulary import check_package, default_vocabulary
 
@@ -42,7 +42,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
     parser = _parser()
     args = parser.parse_args(argv)
-    code: int = args.handler(args)
+    try:
+        code: int = args.handler(args)
+    except _InputError as error:
+        print(f"termdesk {args.command}: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT if args.command == "eval" else 1
     return code
 
 
@@ -74,8 +78,33 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _InputError(Exception):
+    """A file named on the command line cannot be read; the message says why."""
+
+
 def _paths(paths: Sequence[Path]) -> list[Path]:
-    return ruleset_files(paths or [shipped_rulesets_dir()])
+    """Ruleset files under the given paths (the shipped rulesets when none is given)."""
+    roots = list(paths) or [shipped_rulesets_dir()]
+    for root in roots:
+        if not root.exists():
+            raise _InputError(f"{root}: no such file or directory")
+    files = ruleset_files(roots)
+    if not files:
+        raise _InputError(f"no `*/ruleset.yaml` under {', '.join(map(str, roots))}")
+    return files
+
+
+def _read(path: Path) -> str:
+    try:
+        return read_source(path)
+    except OSError as error:
+        raise _InputError(f"{path}: {error.strerror or error}") from error
+    except UnicodeDecodeError as error:
+        raise _InputError(f"{path}: not UTF-8 text ({error.reason})") from error
+
+
+def _validated(path: Path) -> ValidationResult:
+    return validate_source(_read(path), str(path))
 
 
 def check_command(args: argparse.Namespace) -> int:
@@ -83,7 +112,7 @@ def check_command(args: argparse.Namespace) -> int:
     errors = 0
     files = _paths(args.paths)
     for path in files:
-        result = validate_source(path.read_text(encoding="utf-8"), str(path))
+        result = _validated(path)
         for diagnostic in result.diagnostics:
             print(diagnostic)
         errors += len(result.errors)
@@ -98,7 +127,7 @@ def test_command(args: argparse.Namespace) -> int:
     passed = failed = 0
     broken = False
     for path in _paths(args.paths):
-        result = validate_source(path.read_text(encoding="utf-8"), str(path))
+        result = _validated(path)
         if result.ruleset is None:
             broken = True
             for diagnostic in result.errors:
@@ -134,17 +163,24 @@ def eval_command(args: argparse.Namespace) -> int:
     evaluator = Evaluator(ruleset)
     try:
         if args.batch is not None:
-            with args.batch.open(encoding="utf-8") as lines:
-                return _eval_batch(evaluator, lines, sys.stdout)
-        text = sys.stdin.read() if args.package == "-" else Path(args.package).read_text()
+            return _eval_batch(evaluator, _read(args.batch).splitlines(), sys.stdout)
+        text = sys.stdin.read() if args.package == "-" else _read(Path(args.package))
         return _eval_one(evaluator, text)
     finally:
         evaluator.close()
 
 
+def _parse_json(text: str) -> object:
+    """JSON from the user; a nesting too deep to parse is reported as bad JSON."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise json.JSONDecodeError("nested too deeply", text[:20], 0) from None
+
+
 def _eval_one(evaluator: Evaluator, text: str) -> int:
     try:
-        package = check_package(json.loads(text), default_vocabulary())
+        package = check_package(_parse_json(text), default_vocabulary())
     except json.JSONDecodeError as error:
         print(f"termdesk eval: the package is not JSON: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -158,14 +194,14 @@ def _eval_one(evaluator: Evaluator, text: str) -> int:
     return EXIT_FOR_DECISION[evaluation.decision]
 
 
-def _eval_batch(evaluator: Evaluator, lines: TextIO, out: TextIO) -> int:
+def _eval_batch(evaluator: Evaluator, lines: Sequence[str], out: TextIO) -> int:
     bad = False
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         record: dict[str, object]
         try:
-            package = check_package(json.loads(line), default_vocabulary())
+            package = check_package(_parse_json(line), default_vocabulary())
             record = evaluation_json(evaluator.evaluate(package), package.deal_id)
         except json.JSONDecodeError as error:
             bad = True

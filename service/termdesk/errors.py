@@ -40,7 +40,7 @@ class Problem:
     help: str = ""
 
     def __str__(self) -> str:
-        text = f"{self.path}: {self.message}"
+        text = f"{self.path or 'package'}: {self.message}"
         return f"{text} (help: {self.help})" if self.help else text
 
 

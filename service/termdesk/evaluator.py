@@ -74,7 +74,8 @@ def decide(violations: Iterable[Violation]) -> tuple[Decision, tuple[str, ...]]:
         severities.add(violation.severity)
         if violation.severity is Severity.REVIEW:
             approvers.add(violation.approver)
-    ordered = tuple(approver for approver in APPROVER_ORDER if approver in approvers)
+    known = [approver for approver in APPROVER_ORDER if approver in approvers]
+    ordered = (*known, *sorted(approvers - set(APPROVER_ORDER)))
     if Severity.BLOCK in severities:
         return Decision.REJECT, ordered
     if Severity.REVIEW in severities:

@@ -441,9 +441,9 @@ def _negate(condition: Condition) -> Condition:
         case AnyOf(items):
             return AllOf(tuple(_negate(item) for item in items))
         case TermExists(term_type, where):
-            return NoTerm(term_type, where)
+            return NoTerm(term_type, to_nnf(where) if where else None)
         case NoTerm(term_type, where):
-            return TermExists(term_type, where)
+            return TermExists(term_type, to_nnf(where) if where else None)
         case Present(field):
             return Absent(field)
         case Absent(field):

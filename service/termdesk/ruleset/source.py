@@ -39,6 +39,21 @@ class SourceDocument:
         return self.values.get((), Location(1, 1))
 
 
+def _content_start(node: yaml.Node, lines: list[str]) -> Location:
+    """Where a value's text begins: after an opening quote, or on the first line of a
+    block scalar (`>-`, `|`), so columns inside a condition string point at the text."""
+    line, column = node.start_mark.line, node.start_mark.column
+    style = getattr(node, "style", None)
+    if style in ("'", '"'):
+        return Location(line + 1, column + 2)
+    if style in ("|", ">"):
+        for number in range(line + 1, len(lines)):
+            content = lines[number]
+            if content.strip():
+                return Location(number + 1, len(content) - len(content.lstrip()) + 1)
+    return Location(line + 1, column + 1)
+
+
 class YamlError(ValueError):
     """The text is not YAML; carries the location the parser stopped at."""
 
@@ -59,14 +74,18 @@ def parse_yaml(text: str) -> SourceDocument:
     if node is None:
         return document
     constructor = yaml.SafeLoader("")
-    data = _convert(node, (), document, constructor)
+    data = _convert(node, (), document, constructor, text.splitlines())
     return SourceDocument(data=data, values=document.values, keys=document.keys)
 
 
 def _convert(
-    node: yaml.Node, path: Path, document: SourceDocument, loader: yaml.SafeLoader
+    node: yaml.Node,
+    path: Path,
+    document: SourceDocument,
+    loader: yaml.SafeLoader,
+    lines: list[str],
 ) -> object:
-    document.values[path] = Location(node.start_mark.line + 1, node.start_mark.column + 1)
+    document.values[path] = _content_start(node, lines)
     if isinstance(node, yaml.MappingNode):
         result: dict[str, object] = {}
         for key_node, value_node in node.value:
@@ -74,11 +93,11 @@ def _convert(
             child = (*path, key)
             mark = key_node.start_mark
             document.keys[child] = Location(mark.line + 1, mark.column + 1)
-            result[key] = _convert(value_node, child, document, loader)
+            result[key] = _convert(value_node, child, document, loader, lines)
         return result
     if isinstance(node, yaml.SequenceNode):
         return [
-            _convert(item, (*path, index), document, loader)
+            _convert(item, (*path, index), document, loader, lines)
             for index, item in enumerate(node.value)
         ]
     return loader.construct_object(node)

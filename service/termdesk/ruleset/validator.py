@@ -79,7 +79,13 @@ from termdesk.vocabulary import (
     suggest,
 )
 
-__all__ = ["MAX_DIAGNOSTICS", "ValidationResult", "load_ruleset", "validate_source"]
+__all__ = [
+    "MAX_DIAGNOSTICS",
+    "ValidationResult",
+    "load_ruleset",
+    "read_source",
+    "validate_source",
+]
 
 MAX_DIAGNOSTICS = 100
 RULE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]*(\.[a-z0-9][a-z0-9_-]*)*$")
@@ -152,10 +158,16 @@ class ValidationResult:
 
 def load_ruleset(path: Path, vocabulary: Vocabulary | None = None) -> Ruleset:
     """Reads and checks a ruleset file; raises `RulesetError` with every diagnostic."""
-    result = validate_source(path.read_text(encoding="utf-8"), str(path), vocabulary)
+    result = validate_source(read_source(path), str(path), vocabulary)
     if result.ruleset is None:
         raise RulesetError(result.errors)
     return result.ruleset
+
+
+def read_source(path: Path) -> str:
+    """The text of a ruleset file exactly as stored (no newline translation: the digest
+    is the sha256 of the file's bytes)."""
+    return path.read_bytes().decode("utf-8")
 
 
 def validate_source(
@@ -204,6 +216,7 @@ class _Checker:
         self.parameters = self.check_parameters(shape.parameters)
         buckets = self.check_buckets(shape.buckets)
         rules = self.check_rules(shape.rules, buckets)
+        self.check_engine_size(rules)
         tests = self.check_tests(shape.tests, rules)
         return Ruleset(
             name=shape.name,
@@ -271,7 +284,7 @@ class _Checker:
         if kind == "missing":
             self.report("missing_key", f"missing key `{name}`", where[:-1], rule_id=rule_id)
         elif kind == "extra_forbidden":
-            fields = shape.model_fields if len(location) == 1 else ()
+            fields = _shape_at(shape, location[:-1])
             self.report(
                 "unknown_key",
                 f"unknown key `{name}`",
@@ -517,6 +530,17 @@ class _Checker:
                 "alternatives across terms",
             )
 
+    def check_engine_size(self, rules: Sequence[Rule]) -> None:
+        total = sum(compiler.clause_count(rule) for rule in rules) + 1  # + the canary
+        if total > compiler.MAX_ENGINE_RULES:
+            self.report(
+                "too_many_rules",
+                f"the ruleset compiles to {total} engine rules; durable_rules holds at most "
+                f"{compiler.MAX_ENGINE_RULES}",
+                ("rules",),
+                help="split the ruleset, or merge rules that test the same term",
+            )
+
     # -- conditions
 
     def condition(self, raw: object, path: DocPath, scope: _Scope) -> Condition | None:
@@ -660,6 +684,7 @@ class _Checker:
         buckets: Mapping[str, tuple[str, ...]],
     ) -> TradeOption | None:
         allowed = ("set", "unset", "add", "remove", "manual", "summary")
+        errors_before = self.error_count()
         for key in raw:
             if key not in allowed:
                 self.report(
@@ -700,13 +725,15 @@ class _Checker:
             else:
                 changes.append(Change("remove_term", str(name)))
         manual = str(raw.get("manual") or "")
-        if not changes and not manual:
+        if not any(raw.get(key) for key in ("set", "unset", "add", "remove", "manual")):
             self.report(
                 "empty_trade",
                 "a trade needs `set`, `unset`, `add`, `remove` or `manual`",
                 path,
                 rule_id=rule_id,
             )
+            return None
+        if self.error_count() > errors_before:
             return None
         return TradeOption(tuple(changes), str(raw.get("summary") or ""), manual)
 
@@ -882,6 +909,19 @@ class _Checker:
                 )
             )
         return tests
+
+
+def _shape_at(shape: type[_Strict], location: Sequence[object]) -> Sequence[str]:
+    """The keys allowed at `location` inside a shape, for did-you-mean on unknown keys."""
+    current: object = shape
+    for step in location:
+        if not (isinstance(current, type) and issubclass(current, _Strict)):
+            return ()
+        field_info = current.model_fields.get(str(step))
+        current = field_info.annotation if field_info is not None else None
+    if isinstance(current, type) and issubclass(current, _Strict):
+        return list(current.model_fields)
+    return ()
 
 
 class _Invalid:
