@@ -4,6 +4,7 @@
     termdesk test [PATH...]                   run rulesets' own test cases
     termdesk eval [--ruleset NAME] PACKAGE    evaluate a package (`-` reads stdin)
     termdesk eval --batch FILE.jsonl          one package per line, one result per line
+    termdesk serve [--port 50051]             the gRPC service (see `termdesk serve --help`)
 
 Exit codes of `eval` tell the decision: 0 APPROVE, 10 NEEDS_APPROVAL, 20 REJECT; bad
 input (not JSON, or a package that does not fit the vocabulary) is 3; an unknown or
@@ -16,20 +17,24 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
+from termdesk.api.server import ServerConfig, serve
+from termdesk.api.servicer import RequestLimits
 from termdesk.catalog import DEFAULT_RULESET, find_ruleset, ruleset_files
 from termdesk.errors import PackageError, RulesetError, RulesetNotFoundError
 from termdesk.evaluator import Evaluator
 from termdesk.jsonview import evaluation_json, problems_json
+from termdesk.logs import configure_logging
 from termdesk.model import Decision
 from termdesk.paths import shipped_rulesets_dir
 from termdesk.ruleset.validator import ValidationResult, read_source, validate_source
 from termdesk.testing import coverage_gaps, run_tests
-from termdesk.vocabulary import check_package, default_vocabulary
+from termdesk.vocabulary import Limits, check_package, default_vocabulary
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_BAD_RULESET", "EXIT_FOR_DECISION", "main"]
 
@@ -75,7 +80,138 @@ def _parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--batch", type=Path, help="JSON Lines file, one package per line")
     evaluate.set_defaults(handler=eval_command)
+    _serve_parser(commands)
     return parser
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value else default
+
+
+def _serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    serve = commands.add_parser(
+        "serve",
+        help="run the gRPC service",
+        description="Serves termdesk.v1 over gRPC, with health checking and reflection. "
+        "Every flag has an environment variable; the flag wins.",
+    )
+    limits = Limits()
+    defaults = ServerConfig()
+    add = serve.add_argument
+    add(
+        "--host",
+        default=os.environ.get("TERMDESK_HOST", defaults.host),
+        help="address to bind (env TERMDESK_HOST; default all interfaces)",
+    )
+    add(
+        "--port",
+        type=int,
+        default=_env_int("TERMDESK_PORT", defaults.port),
+        help="port to bind, 0 for a free one (env TERMDESK_PORT; default 50051)",
+    )
+    add(
+        "--rulesets",
+        type=Path,
+        default=os.environ.get("TERMDESK_RULESETS"),
+        help="directory of <name>/ruleset.yaml (env TERMDESK_RULESETS; default: shipped)",
+    )
+    add(
+        "--default-ruleset",
+        default=os.environ.get("TERMDESK_DEFAULT_RULESET", DEFAULT_RULESET),
+        help="ruleset used when a request names none (env TERMDESK_DEFAULT_RULESET)",
+    )
+    add(
+        "--threads",
+        type=int,
+        default=_env_int("TERMDESK_THREADS", defaults.threads),
+        help="RPC worker threads (env TERMDESK_THREADS)",
+    )
+    add(
+        "--max-message-bytes",
+        type=int,
+        default=_env_int("TERMDESK_MAX_MESSAGE_BYTES", defaults.max_message_bytes),
+        help="largest request or response (env TERMDESK_MAX_MESSAGE_BYTES)",
+    )
+    add(
+        "--max-batch",
+        type=int,
+        default=_env_int("TERMDESK_MAX_BATCH", defaults.limits.max_batch),
+        help="packages per EvaluateBatch call (env TERMDESK_MAX_BATCH)",
+    )
+    add(
+        "--max-terms",
+        type=int,
+        default=_env_int("TERMDESK_MAX_TERMS", limits.max_terms),
+        help="terms per package (env TERMDESK_MAX_TERMS)",
+    )
+    add(
+        "--max-list-items",
+        type=int,
+        default=_env_int("TERMDESK_MAX_LIST_ITEMS", limits.max_list_items),
+        help="items per list field (env TERMDESK_MAX_LIST_ITEMS)",
+    )
+    add(
+        "--max-text-length",
+        type=int,
+        default=_env_int("TERMDESK_MAX_TEXT_LENGTH", limits.max_text_length),
+        help="characters per text field (env TERMDESK_MAX_TEXT_LENGTH)",
+    )
+    add(
+        "--shutdown-grace",
+        type=float,
+        default=float(os.environ.get("TERMDESK_SHUTDOWN_GRACE", defaults.shutdown_grace)),
+        help="seconds in-flight calls may finish after SIGTERM (env TERMDESK_SHUTDOWN_GRACE)",
+    )
+    add(
+        "--shutdown-delay",
+        type=float,
+        default=float(os.environ.get("TERMDESK_SHUTDOWN_DELAY", defaults.shutdown_delay)),
+        help="seconds NOT_SERVING is reported before the server stops accepting calls "
+        "(env TERMDESK_SHUTDOWN_DELAY)",
+    )
+    add(
+        "--log-level",
+        default=os.environ.get("TERMDESK_LOG_LEVEL", "info"),
+        choices=["debug", "info", "warning", "error"],
+        help="(env TERMDESK_LOG_LEVEL)",
+    )
+    add(
+        "--log-packages",
+        action="store_true",
+        default=os.environ.get("TERMDESK_LOG_PACKAGES", "") == "1",
+        help="include the whole package in each decision record (env TERMDESK_LOG_PACKAGES=1)",
+    )
+    serve.set_defaults(handler=serve_command)
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    """Runs the gRPC server until SIGTERM or SIGINT."""
+    configure_logging(args.log_level)
+    config = ServerConfig(
+        host=args.host,
+        port=args.port,
+        threads=args.threads,
+        max_message_bytes=args.max_message_bytes,
+        limits=RequestLimits(
+            package=Limits(
+                max_terms=args.max_terms,
+                max_list_items=args.max_list_items,
+                max_text_length=args.max_text_length,
+            ),
+            max_batch=args.max_batch,
+        ),
+        rulesets_dir=Path(args.rulesets) if args.rulesets else None,
+        default_ruleset=args.default_ruleset,
+        shutdown_grace=args.shutdown_grace,
+        shutdown_delay=args.shutdown_delay,
+        log_packages=args.log_packages,
+    )
+    try:
+        return serve(config)
+    except (RulesetNotFoundError, RulesetError) as error:
+        print(f"termdesk serve: {error}", file=sys.stderr)
+        return EXIT_BAD_RULESET
 
 
 class _InputError(Exception):

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from termdesk.errors import PackageError, Problem
-from termdesk.model import Evaluation, Violation, to_json_value
+from termdesk.model import Evaluation, TermPackage, Violation, to_json_value
 
-__all__ = ["evaluation_json", "problems_json"]
+__all__ = ["evaluation_json", "package_json", "problems_json"]
 
 
 def evaluation_json(evaluation: Evaluation, deal_id: str) -> dict[str, object]:
@@ -17,6 +17,15 @@ def evaluation_json(evaluation: Evaluation, deal_id: str) -> dict[str, object]:
         "violations": [_violation(violation) for violation in evaluation.violations],
         "required_approvers": list(evaluation.required_approvers),
         "ruleset": {"name": ruleset.name, "version": ruleset.version, "digest": ruleset.digest},
+    }
+
+
+def package_json(package: TermPackage) -> dict[str, object]:
+    """A checked package as the JSON a client sends (money as `{amount, currency}`)."""
+    return {
+        "deal_id": package.deal_id,
+        "context": to_json_value(package.context),
+        "terms": [{"type": t.type, "fields": to_json_value(t.fields)} for t in package.terms],
     }
 
 

@@ -59,6 +59,7 @@ __all__ = [
     "RawRef",
     "Scope",
     "TermExists",
+    "describe",
     "fact_key",
     "fields_in",
     "flip",
@@ -517,3 +518,61 @@ def fields_in(condition: Condition | None) -> list[Field]:
 
     visit(condition)
     return found
+
+
+def describe(condition: Condition | None) -> str:
+    """The condition in the leaf syntax, for explanations (parameters shown by name)."""
+    match condition:
+        case None:
+            return ""
+        case AllOf(items):
+            return "(" + " and ".join(describe(item) for item in items) + ")"
+        case AnyOf(items):
+            return "(" + " or ".join(describe(item) for item in items) + ")"
+        case Not(item):
+            return f"not {describe(item)}"
+        case TermExists(term_type, where):
+            return f"exists {term_type}" + (f" where {describe(where)}" if where else "")
+        case NoTerm(term_type, where):
+            return f"no {term_type}" + (f" where {describe(where)}" if where else "")
+        case Present(field):
+            return f"present({_name(field)})"
+        case Absent(field):
+            return f"absent({_name(field)})"
+        case OneOf(field, values):
+            return f"{_name(field)} in [{', '.join(_value(v) for v in values)}]"
+        case NoneOf(field, values):
+            return f"{_name(field)} not in [{', '.join(_value(v) for v in values)}]"
+        case Contains(field, value):
+            return f"{_name(field)} contains {_value(value)}"
+        case Lacks(field, value):
+            return f"{_name(field)} lacks {_value(value)}"
+        case Matches(field, pattern):
+            return f"{_name(field)} matches '{pattern}'"
+        case Compare(left, operator, right):
+            return f"{_operand(left)} {operator} {_operand(right)}"
+    raise AssertionError(condition)
+
+
+def _name(field: Field) -> str:
+    return f"context.{field.name}" if field.scope == "context" else field.name
+
+
+def _value(value: Const) -> str:
+    if value.param:
+        return f"${value.param}"
+    if isinstance(value.value, bool):
+        return "true" if value.value else "false"
+    return f"'{value.value}'" if isinstance(value.value, str) else str(value.value)
+
+
+def _operand(operand: Operand) -> str:
+    match operand:
+        case Const():
+            return _value(operand)
+        case Count(scope, name):
+            return f"count({_name(Field(scope, name))})"
+        case Ordered(scope, name, item_field, strict):
+            function = "ascending" if strict else "non_decreasing"
+            return f"{function}({_name(Field(scope, name))}.{item_field})"
+    return _name(operand)

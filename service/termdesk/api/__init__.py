@@ -1,0 +1,1 @@
+"""The gRPC layer: thin servicers, proto <-> model conversion, error mapping, the server."""

@@ -1,0 +1,158 @@
+"""Conversion between termdesk.v1 messages and the domain model. No logic beyond shape."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, cast
+
+from google.protobuf import struct_pb2
+
+from termdesk.explain import RuleExplanation
+from termdesk.model import Evaluation, Value, Violation, to_json_value
+from termdesk.v1 import termdesk_pb2 as pb
+from termdesk.vocabulary import FieldSpec, Vocabulary
+
+__all__ = [
+    "evaluation_to_proto",
+    "package_to_json",
+    "vocabulary_to_proto",
+]
+
+_DECISIONS = {
+    "APPROVE": pb.DECISION_APPROVE,
+    "NEEDS_APPROVAL": pb.DECISION_NEEDS_APPROVAL,
+    "REJECT": pb.DECISION_REJECT,
+}
+_SEVERITIES = {"WARN": pb.SEVERITY_WARN, "REVIEW": pb.SEVERITY_REVIEW, "BLOCK": pb.SEVERITY_BLOCK}
+
+
+def package_to_json(package: pb.TermPackage) -> dict[str, object]:
+    """The package as plain JSON data, ready for `vocabulary.check_package`.
+
+    Struct numbers are doubles; the vocabulary check turns integral ones back into ints.
+    """
+    return {
+        "deal_id": package.deal_id,
+        "context": _struct(package.context),
+        "terms": [{"type": term.type, "fields": _struct(term.fields)} for term in package.terms],
+    }
+
+
+def _struct(struct: struct_pb2.Struct) -> dict[str, object]:
+    return {key: _value(value) for key, value in struct.fields.items()}
+
+
+def _value(value: struct_pb2.Value) -> object:
+    kind = value.WhichOneof("kind")
+    if kind == "number_value":
+        return value.number_value
+    if kind == "string_value":
+        return value.string_value
+    if kind == "bool_value":
+        return value.bool_value
+    if kind == "struct_value":
+        return _struct(value.struct_value)
+    if kind == "list_value":
+        return [_value(item) for item in value.list_value.values]
+    return None
+
+
+def to_proto_value(value: Value) -> struct_pb2.Value:
+    """A model value as google.protobuf.Value (money as `{amount, currency}`)."""
+    message = struct_pb2.Value()
+    data = to_json_value(value)
+    if data is None:
+        message.null_value = struct_pb2.NULL_VALUE
+    elif isinstance(data, bool):
+        message.bool_value = data
+    elif isinstance(data, int | float):
+        message.number_value = data
+    elif isinstance(data, str):
+        message.string_value = data
+    elif isinstance(data, list):
+        message.list_value.extend(data)
+    elif isinstance(data, dict):
+        message.struct_value.update(data)
+    return message
+
+
+def evaluation_to_proto(
+    evaluation: Evaluation,
+    decision_id: str,
+    explanations: Iterable[RuleExplanation] = (),
+) -> pb.EvaluateResponse:
+    ruleset = evaluation.ruleset
+    return pb.EvaluateResponse(
+        decision=_DECISIONS[evaluation.decision.value],
+        violations=[_violation(violation) for violation in evaluation.violations],
+        required_approvers=evaluation.required_approvers,
+        ruleset=pb.RulesetRef(name=ruleset.name, version=ruleset.version, digest=ruleset.digest),
+        decision_id=decision_id,
+        explanations=[_explanation(explanation) for explanation in explanations],
+    )
+
+
+def _violation(violation: Violation) -> pb.Violation:
+    return pb.Violation(
+        rule_id=violation.rule_id,
+        severity=_SEVERITIES[violation.severity.value],
+        approver=violation.approver,
+        term_type=violation.term_type,
+        term_index=violation.term_index,
+        field=violation.field,
+        actual=to_proto_value(violation.actual),
+        message=violation.message,
+        rationale=violation.rationale,
+    )
+
+
+def _explanation(explanation: RuleExplanation) -> pb.RuleExplanation:
+    values = struct_pb2.Struct()
+    values.update(cast(dict[str, Any], to_json_value(explanation.values)))
+    return pb.RuleExplanation(
+        rule_id=explanation.rule_id,
+        term_index=explanation.term_index,
+        violated=explanation.violated,
+        when_held=explanation.when_held,
+        require_held=explanation.require_held,
+        when=explanation.when,
+        require=explanation.require,
+        values=values,
+        note=explanation.note,
+    )
+
+
+def vocabulary_to_proto(vocabulary: Vocabulary) -> pb.GetVocabularyResponse:
+    return pb.GetVocabularyResponse(
+        context_fields=[_field(spec) for spec in vocabulary.context.values()],
+        term_types=[
+            pb.TermTypeInfo(
+                name=term.name,
+                meaning=term.meaning,
+                fields=[_field(spec) for spec in term.fields.values()],
+            )
+            for term in vocabulary.terms.values()
+        ],
+    )
+
+
+def _field(spec: FieldSpec) -> pb.FieldInfo:
+    info = pb.FieldInfo(
+        name=spec.name,
+        type=spec.type,
+        meaning=spec.meaning,
+        unit=spec.unit,
+        values=spec.values,
+        fields=[_field(child) for child in _children(spec.fields)],
+    )
+    if spec.minimum is not None:
+        info.minimum = spec.minimum
+    if spec.maximum is not None:
+        info.maximum = spec.maximum
+    if spec.items is not None:
+        info.items.CopyFrom(_field(spec.items))
+    return info
+
+
+def _children(fields: Mapping[str, FieldSpec]) -> list[FieldSpec]:
+    return list(fields.values())

@@ -1,0 +1,99 @@
+"""Maps termdesk errors to gRPC statuses with rich details: the one place that decides codes.
+
+PackageError            INVALID_ARGUMENT + google.rpc.BadRequest (one violation a problem)
+RequestError            INVALID_ARGUMENT + google.rpc.BadRequest (request-level limits)
+RulesetNotFoundError    NOT_FOUND
+DeadlineError           DEADLINE_EXCEEDED
+anything else           INTERNAL, naming the decision id only (details go to the log)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import grpc
+from google.protobuf import any_pb2
+from google.protobuf.message import Message
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from termdesk.errors import PackageError, Problem, RulesetNotFoundError, TermdeskError
+
+__all__ = ["DOMAIN", "DeadlineError", "RequestError", "field_violations", "status_for"]
+
+DOMAIN = "termdesk.v1"
+_MAX_PROBLEMS_IN_MESSAGE = 5
+
+
+class RequestError(TermdeskError):
+    """A request breaks a limit or names nothing valid; `problems` say which field."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("; ".join(str(problem) for problem in self.problems))
+
+
+class DeadlineError(TermdeskError):
+    """The caller's deadline passed; the work was abandoned."""
+
+
+def field_violations(
+    problems: Sequence[Problem], prefix: str
+) -> list[error_details_pb2.BadRequest.FieldViolation]:
+    """One BadRequest field violation per problem, paths from the request root."""
+    return [
+        error_details_pb2.BadRequest.FieldViolation(
+            field=f"{prefix}.{problem.path}" if problem.path else prefix,
+            description=f"{problem.message} (help: {problem.help})"
+            if problem.help
+            else problem.message,
+            reason=problem.code,
+        )
+        for problem in problems
+    ]
+
+
+def status_for(error: Exception, decision_id: str = "") -> grpc.Status:
+    """The status a failed call answers with."""
+    if isinstance(error, PackageError | RequestError):
+        prefix = "package" if isinstance(error, PackageError) else ""
+        problems = error.problems
+        shown = "; ".join(str(problem) for problem in problems[:_MAX_PROBLEMS_IN_MESSAGE])
+        more = len(problems) - _MAX_PROBLEMS_IN_MESSAGE
+        what = "the package does not fit the vocabulary" if prefix else "invalid request"
+        message = f"{what}: {shown}" + (f" (and {more} more)" if more > 0 else "")
+        violations = [
+            violation
+            for violation in field_violations(problems, prefix)
+            if violation.field.strip(".")
+        ]
+        for violation in violations:
+            violation.field = violation.field.lstrip(".")
+        reason = "INVALID_PACKAGE" if prefix else "INVALID_REQUEST"
+        return _status(
+            code_pb2.INVALID_ARGUMENT,
+            message,
+            error_details_pb2.BadRequest(field_violations=violations),
+            error_details_pb2.ErrorInfo(reason=reason, domain=DOMAIN),
+        )
+    if isinstance(error, RulesetNotFoundError):
+        return _status(
+            code_pb2.NOT_FOUND,
+            str(error),
+            error_details_pb2.ErrorInfo(reason="RULESET_NOT_FOUND", domain=DOMAIN),
+        )
+    if isinstance(error, DeadlineError):
+        return _status(code_pb2.DEADLINE_EXCEEDED, str(error) or "deadline exceeded")
+    return _status(
+        code_pb2.INTERNAL,
+        f"internal error while evaluating; quote decision id {decision_id} to the operator",
+    )
+
+
+def _status(code: int, message: str, *details: Message) -> grpc.Status:
+    packed = []
+    for detail in details:
+        container = any_pb2.Any()
+        container.Pack(detail)
+        packed.append(container)
+    return rpc_status.to_status(status_pb2.Status(code=code, message=message, details=packed))

@@ -1,0 +1,1 @@
+"""Generated from proto/termdesk/v1 by `proto/generate.sh`: never edit, regenerate."""
