@@ -29,7 +29,6 @@ from termdesk.catalog import DEFAULT_RULESET, find_ruleset, ruleset_files
 from termdesk.errors import PackageError, RulesetError, RulesetNotFoundError
 from termdesk.evaluator import Evaluator
 from termdesk.jsonview import evaluation_json, problems_json
-from termdesk.logs import configure_logging
 from termdesk.model import Decision
 from termdesk.paths import shipped_rulesets_dir
 from termdesk.ruleset.validator import ValidationResult, read_source, validate_source
@@ -171,6 +170,13 @@ def _serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         "(env TERMDESK_SHUTDOWN_DELAY)",
     )
     add(
+        "--workers",
+        type=int,
+        default=_env_int("TERMDESK_WORKERS", defaults.workers),
+        help="server processes sharing the port (env TERMDESK_WORKERS); the engine holds "
+        "the GIL, so processes, not threads, add throughput",
+    )
+    add(
         "--log-level",
         default=os.environ.get("TERMDESK_LOG_LEVEL", "info"),
         choices=["debug", "info", "warning", "error"],
@@ -187,7 +193,6 @@ def _serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
 
 def serve_command(args: argparse.Namespace) -> int:
     """Runs the gRPC server until SIGTERM or SIGINT."""
-    configure_logging(args.log_level)
     config = ServerConfig(
         host=args.host,
         port=args.port,
@@ -206,6 +211,8 @@ def serve_command(args: argparse.Namespace) -> int:
         shutdown_grace=args.shutdown_grace,
         shutdown_delay=args.shutdown_delay,
         log_packages=args.log_packages,
+        log_level=args.log_level,
+        workers=args.workers,
     )
     try:
         return serve(config)

@@ -5,11 +5,17 @@ balancers stop sending), then, after `shutdown_delay`, the server stops acceptin
 and lets the ones in flight finish for up to `shutdown_grace` seconds.
 
 durable_rules never releases the GIL, so threads in the pool overlap only the gRPC
-runtime's work; more throughput on one machine comes from more processes.
+runtime's work; more throughput on one machine comes from more processes: `workers` > 1
+starts that many server processes on the same port (SO_REUSEPORT, the kernel spreads the
+connections), each with its own engine. The first process forwards SIGTERM to the others.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import multiprocessing
+import multiprocessing.process
+import os
 import signal
 import threading
 from concurrent import futures
@@ -23,7 +29,7 @@ from grpc_reflection.v1alpha import reflection
 
 from termdesk.api.servicer import RequestLimits, TermEvaluatorServicer
 from termdesk.catalog import DEFAULT_RULESET
-from termdesk.logs import get_logger
+from termdesk.logs import configure_logging, get_logger
 from termdesk.paths import shipped_rulesets_dir
 from termdesk.registry import RulesetRegistry
 from termdesk.v1 import termdesk_pb2 as pb
@@ -55,6 +61,8 @@ class ServerConfig:
     shutdown_grace: float = 10.0
     shutdown_delay: float = 0.0
     log_packages: bool = False
+    log_level: str = "info"
+    workers: int = 1
 
 
 @dataclass
@@ -102,6 +110,7 @@ def start(config: ServerConfig, registry: RulesetRegistry | None = None) -> Runn
     log.info(
         "listening",
         address=f"{config.host}:{port}",
+        pid=os.getpid(),
         port=port,
         rulesets=registry.names(),
         default_ruleset=config.default_ruleset,
@@ -112,7 +121,12 @@ def start(config: ServerConfig, registry: RulesetRegistry | None = None) -> Runn
 
 def serve(config: ServerConfig) -> int:
     """Runs until SIGTERM or SIGINT, then drains; returns the process exit code."""
+    configure_logging(config.log_level)
     running = start(config)
+    siblings = [
+        _spawn_worker(dataclasses.replace(config, port=running.port, workers=1))
+        for _ in range(config.workers - 1)
+    ]
     stopping = threading.Event()
 
     def on_signal(number: int, frame: FrameType | None) -> None:
@@ -122,6 +136,19 @@ def serve(config: ServerConfig) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     stopping.wait()
+    for sibling in siblings:
+        sibling.terminate()  # SIGTERM: each drains like this one
     running.stop(config.shutdown_grace, config.shutdown_delay)
+    for sibling in siblings:
+        sibling.join(config.shutdown_grace + config.shutdown_delay + 5)
     log.info("stopped")
     return 0
+
+
+def _spawn_worker(config: ServerConfig) -> multiprocessing.process.BaseProcess:
+    # "spawn", not "fork": gRPC's threads and durable_rules' state must not be forked.
+    process = multiprocessing.get_context("spawn").Process(
+        target=serve, args=(config,), name="termdesk-worker", daemon=False
+    )
+    process.start()
+    return process
