@@ -6,7 +6,6 @@ Exit codes are part of the interface (cli.py's docstring): `eval` answers 0 APPR
 """
 
 # House style (shared STYLE.md) writes `assert expected == actual`; ruff calls that Yoda.
-# ruff: noqa: SIM300
 
 from __future__ import annotations
 

@@ -5,7 +5,6 @@ when a test needs one construct on its own.
 """
 
 # House style (shared STYLE.md) writes `assert expected == actual`; ruff calls that Yoda.
-# ruff: noqa: SIM300
 
 from __future__ import annotations
 

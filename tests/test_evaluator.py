@@ -5,7 +5,6 @@ test goes through the same path as a request: vocabulary check, facts, engine, d
 """
 
 # House style (shared STYLE.md) writes `assert expected == actual`; ruff calls that Yoda.
-# ruff: noqa: SIM300
 
 from __future__ import annotations
 

@@ -7,7 +7,6 @@ the typo is" rather than a number that moves when the helper changes.
 """
 
 # House style (shared STYLE.md) writes `assert expected == actual`; ruff calls that Yoda.
-# ruff: noqa: SIM300
 
 from __future__ import annotations
 
@@ -739,3 +738,37 @@ class TestNegationNormalForm:
         """not(exists t where absent(f)) leaves no `Not` inside the `where`."""
         where = Not(Present(Field("term", "weekly_reporting_days")))
         assert "Not(" not in repr(to_nnf(Not(TermExists("partner_commitments", where))))
+
+
+class TestEngineLimits:
+    """What durable_rules cannot hold is refused at validation, not at evaluation."""
+
+    def test_more_than_64_conditions_on_one_fact_is_refused(self) -> None:
+        """65 distinct context conditions (with the canary) would crash the engine: refused."""
+        rules = [
+            rule_yaml(
+                id=f"deal.long-{n}",
+                term=None,
+                require=None,
+                when=f"context.agreement_months > {n}",
+                message="m",
+            )
+            for n in range(64)
+        ]
+        diagnostic = only_diagnostic(document(*rules))
+        assert "too_many_conditions" == diagnostic.code
+        assert "the deal context" in diagnostic.message
+
+    def test_64_conditions_on_one_fact_are_accepted(self) -> None:
+        """64 distinct patterns on the deal fact (63 rules and the canary) still validate."""
+        rules = [
+            rule_yaml(
+                id=f"deal.long-{n}",
+                term=None,
+                require=None,
+                when=f"context.agreement_months > {n}",
+                message="m",
+            )
+            for n in range(63)
+        ]
+        assert validate(document(*rules)).ok

@@ -1,7 +1,6 @@
 """Tests of termdesk.vocabulary: the shipped vocabulary and checking packages against it."""
 
 # House style (shared STYLE.md) writes `assert expected == actual`; ruff calls that Yoda.
-# ruff: noqa: SIM300
 
 from __future__ import annotations
 

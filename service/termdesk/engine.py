@@ -11,7 +11,11 @@ How it is called, and why (measured in ../shared/notes/durable-rules/README.md):
   on a session that dispatched no action;
 - a new session id for every match, and `delete_state` in a `finally`: at most 1024
   sessions may live per handle, and facts of one session must never meet another's;
-- results de-duplicated: an `any` or a join fires once per combination.
+- results de-duplicated: an `any` or a join fires once per combination;
+- numbers always written positionally (`0.00005`, never `5e-05`): durable_rules crashes
+  on a fact, and refuses a ruleset, holding a number in exponent notation;
+- after an engine error the session is left alone: `delete_state` on a session the
+  engine failed in can corrupt the heap.
 
 The extension never releases the GIL; a lock keeps one match at a time per handle.
 """
@@ -20,14 +24,17 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
+import re
 import threading
 from collections.abc import Mapping, Sequence
+from decimal import Decimal
 
 import durable_rules_engine
 
 from termdesk.errors import EngineError
 
-__all__ = ["CANARY_RULE", "Match", "RuleEngine"]
+__all__ = ["CANARY_RULE", "Match", "RuleEngine", "to_engine_json"]
 
 CANARY_RULE = "__canary__"
 
@@ -47,7 +54,7 @@ class RuleEngine:
         self._lock = threading.Lock()
         try:
             self._handle: int | None = durable_rules_engine.create_ruleset(
-                self.name, json.dumps(rules)
+                self.name, to_engine_json(rules)
             )
         except durable_rules_engine.error as error:
             raise EngineError(f"durable_rules refused ruleset {self.name}: {error}") from error
@@ -55,7 +62,7 @@ class RuleEngine:
     def match(self, facts: Sequence[Mapping[str, object]]) -> set[Match]:
         """Asserts the facts (deal fact last) in a new session; returns what fired."""
         session = str(next(_sessions))
-        batch = json.dumps([{**fact, "sid": session} for fact in facts])
+        batch = to_engine_json([{**fact, "sid": session} for fact in facts])
         fired: set[Match] = set()
         with self._lock:
             handle = self._require_handle()
@@ -68,8 +75,7 @@ class RuleEngine:
                     message = durable_rules_engine.complete_and_start_action(handle, state)
             except durable_rules_engine.error as error:
                 raise EngineError(f"durable_rules failed in {self.name}: {error}") from error
-            finally:
-                durable_rules_engine.delete_state(handle, session)
+            durable_rules_engine.delete_state(handle, session)
         return fired
 
     def close(self) -> None:
@@ -83,6 +89,27 @@ class RuleEngine:
         if self._handle is None:
             raise EngineError(f"engine ruleset {self.name} is closed")
         return self._handle
+
+
+_EXPONENT = re.compile(r"[0-9][eE][-+]?[0-9]")
+
+
+def to_engine_json(data: object) -> str:
+    """JSON text for durable_rules: like `json.dumps`, but no number in exponent notation."""
+    text = json.dumps(data)
+    return _exact_json(data) if _EXPONENT.search(text) else text
+
+
+def _exact_json(data: object) -> str:
+    if isinstance(data, float) and math.isfinite(data):
+        text = format(Decimal(repr(data)), "f")
+        return text if "." in text else f"{text}.0"
+    if isinstance(data, dict):
+        items = (f"{json.dumps(str(key))}:{_exact_json(value)}" for key, value in data.items())
+        return "{" + ",".join(items) + "}"
+    if isinstance(data, list | tuple):
+        return "[" + ",".join(_exact_json(item) for item in data) + "]"
+    return json.dumps(data)
 
 
 def _read(message: str) -> list[Match]:

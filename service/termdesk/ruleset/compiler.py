@@ -21,7 +21,8 @@ conditions, and derived values (`<list>__n` item counts, `<list>__<field>__asc` 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Mapping
+import json
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from termdesk.ruleset.conditions import (
@@ -55,10 +56,12 @@ __all__ = [
     "DEAL_FACT_TYPE",
     "MAX_CLAUSES_PER_RULE",
     "MAX_ENGINE_RULES",
+    "MAX_PATTERNS_PER_FACT",
     "CompiledRuleset",
     "Feature",
     "clause_count",
     "compile_ruleset",
+    "patterns_per_fact_type",
     "violation_condition",
 ]
 
@@ -69,6 +72,9 @@ MAX_CLAUSES_PER_RULE = 16
 # durable_rules fails to create a ruleset with more than about 256 rules sharing their
 # first pattern (error 108); every clause here starts with the deal fact.
 MAX_ENGINE_RULES = 240
+# One fact may match at most 64 distinct patterns (error 303 at the 65th, after which the
+# session is unsafe to touch); identical patterns are shared.
+MAX_PATTERNS_PER_FACT = 64
 
 _OPERATORS = {"!=": "$neq", "<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte"}
 _MIRRORED = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
@@ -116,6 +122,29 @@ def violation_condition(rule: Rule) -> Condition | None:
     if not parts:
         return None
     return to_nnf(parts[0] if len(parts) == 1 else AllOf(tuple(parts)))
+
+
+def patterns_per_fact_type(rules: Sequence[Rule]) -> dict[str, int]:
+    """How many distinct engine patterns test each fact type (the deal fact included)."""
+    seen: dict[str, set[str]] = {}
+    projection: dict[str, set[Feature]] = {CONTEXT: set()}
+    for rule in rules:
+        if rule.term is not None:
+            projection.setdefault(rule.term, set())
+        for clause in _clauses_of(rule):
+            for pattern in _patterns(rule, clause, projection):
+                ((_, test),) = pattern.items()
+                fact_type = _fact_type(test)
+                seen.setdefault(fact_type, set()).add(json.dumps(test, sort_keys=True))
+    seen.setdefault(DEAL_FACT_TYPE, set()).add(json.dumps({"t": DEAL_FACT_TYPE}))  # canary
+    return {fact_type: len(patterns) for fact_type, patterns in seen.items()}
+
+
+def _fact_type(test: object) -> str:
+    if isinstance(test, dict) and "$and" in test:
+        test = test["$and"][0]
+    assert isinstance(test, dict)
+    return str(test["t"])
 
 
 def clause_count(rule: Rule) -> int:

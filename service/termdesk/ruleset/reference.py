@@ -123,5 +123,8 @@ def holds(condition: Condition, fact: Fact | None, deal: Fact, terms: Sequence[F
             return inside if isinstance(condition, Contains) else not inside
         case Matches(field, pattern):
             current = field_value(field)
-            return isinstance(current, str) and re.fullmatch(pattern, current) is not None
+            # DOTALL: in durable_rules' dialect `.` matches a line break too.
+            return (
+                isinstance(current, str) and re.fullmatch(pattern, current, re.DOTALL) is not None
+            )
     raise AssertionError(condition)

@@ -91,6 +91,9 @@ MAX_DIAGNOSTICS = 100
 RULE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]*(\.[a-z0-9][a-z0-9_-]*)*$")
 PARAMETER_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 RESERVED_FIELDS = frozenset({"id", "sid", "t", "i"})
+# durable_rules' `$mt` has a regex dialect of its own; these parts of Python's do not mean
+# the same there (measured in tests/test_differential.py), so patterns may not use them.
+_UNSUPPORTED_PATTERN = re.compile(r"\\.?|\(\?|\{\d*,\d*\}|\[\^")
 
 
 # --- document structure (pydantic) ------------------------------------------------------
@@ -540,6 +543,16 @@ class _Checker:
                 ("rules",),
                 help="split the ruleset, or merge rules that test the same term",
             )
+        for fact_type, count in compiler.patterns_per_fact_type(rules).items():
+            if count > compiler.MAX_PATTERNS_PER_FACT:
+                what = "the deal context" if fact_type == compiler.DEAL_FACT_TYPE else fact_type
+                self.report(
+                    "too_many_conditions",
+                    f"{count} different conditions test {what}; the engine matches one "
+                    f"fact against at most {compiler.MAX_PATTERNS_PER_FACT}",
+                    ("rules",),
+                    help="merge rules whose conditions on it differ only by a threshold",
+                )
 
     # -- conditions
 
@@ -1189,6 +1202,16 @@ class _LeafResolver:
                 "patterns always match the whole value; drop `^` and `$`",
                 column,
                 "use `.*word.*` to find a word anywhere",
+            )
+            return None
+        unsupported = _UNSUPPORTED_PATTERN.search(pattern)
+        if unsupported:
+            self.error(
+                "bad_pattern",
+                f"`{unsupported.group()}` is not part of the engine's pattern language",
+                column,
+                "patterns may use letters, digits, spaces, `.`, `*`, `+`, `?`, `|`, `( )`, "
+                "classes like `[a-z]` and counts like `{2}`",
             )
             return None
         try:
