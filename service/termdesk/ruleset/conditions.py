@@ -21,6 +21,12 @@ A condition in YAML is either a leaf string or a combinator:
 
 Semantics, shared by the engine compiler and the reference interpreter: a comparison
 involving an absent field is false, and `not` is plain logical negation.
+
+`matches` uses durable_rules' own pattern language: the whole value must match; letters,
+digits, spaces, `.` (any character, line breaks included), `*`, `+`, `?`, `|`, `( )`,
+classes like `[a-z]` and counts like `{2}`. The engine cannot negate a pattern, so
+`matches` may only appear where it is tested positively: in `when`, or under `not` in
+`require`.
 """
 
 from __future__ import annotations
