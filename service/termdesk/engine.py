@@ -112,7 +112,22 @@ def _exact_json(data: object) -> str:
     return json.dumps(data)
 
 
+# A fired rule's message is `{"<rule>":{"d":{...deal fact...},"s":{"id": "t<i>", ...}}}`:
+# every rule starts with the deal fact and each term fact's id is `t<index>`. Quotes inside
+# string values are escaped, so these patterns cannot match inside a value.
+_ONE_RULE = re.compile(r'\{"([A-Za-z0-9_]+)":\{"d":\{')
+_SUBJECT = re.compile(r',"s":\{"id": ?"t([0-9]+)"')
+
+
 def _read(message: str) -> list[Match]:
+    """What one engine message says fired; parses the JSON only when the fast path cannot."""
+    head = _ONE_RULE.match(message)
+    if head is not None and message.count('":{"d":{') == 1:
+        subject = _SUBJECT.search(message)
+        rule = head.group(1)
+        if rule == CANARY_RULE:
+            return []
+        return [(rule, int(subject.group(1)) if subject else -1)]
     try:
         fired = json.loads(message)
         return [

@@ -636,7 +636,7 @@ class _Checker:
         if abs(raw) > _MAX_INT:
             self.problem(path, "out_of_range", f"{label} is too large: {_show(raw)}")
             return _INVALID
-        return raw if self.in_range(raw, _show(raw), spec, path, label) else _INVALID
+        return raw if self.in_range(raw, raw, spec, path, label) else _INVALID
 
     def number_value(self, raw: object, spec: FieldSpec, path: str, label: str) -> float | _Invalid:
         if isinstance(raw, bool) or not isinstance(raw, int | float):
@@ -658,15 +658,16 @@ class _Checker:
                 hint if 1 < number <= 100 else "",
             )
             return _INVALID
-        return number if self.in_range(number, _show(raw), spec, path, label) else _INVALID
+        return number if self.in_range(number, raw, spec, path, label) else _INVALID
 
     def in_range(
-        self, number: float | Decimal, shown: str, spec: FieldSpec, path: str, label: str
+        self, number: float | Decimal, written: object, spec: FieldSpec, path: str, label: str
     ) -> bool:
-        """Checks the vocabulary's bounds; `shown` is the value as the user wrote it."""
+        """Checks the vocabulary's bounds; `written` is the value as the user wrote it."""
         low, high = spec.minimum, spec.maximum
         if (low is None or number >= low) and (high is None or number <= high):
             return True
+        shown = _show(written)
         if low is not None and high is not None:
             bounds = f"between {_number_text(low)} and {_number_text(high)}"
             remedy = f"send a value {bounds}"
@@ -718,7 +719,7 @@ class _Checker:
         currency = self.currency(raw.get("currency"), f"{path}.currency", label)
         if not valid or amount is None or currency is None:
             return _INVALID
-        if not self.in_range(amount, f"`{amount}`", spec, f"{path}.amount", label):
+        if not self.in_range(amount, str(amount), spec, f"{path}.amount", label):
             return _INVALID
         return Money(amount=amount, currency=currency)
 

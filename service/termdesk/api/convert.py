@@ -60,6 +60,12 @@ def _value(value: struct_pb2.Value) -> object:
 def to_proto_value(value: Value) -> struct_pb2.Value:
     """A model value as google.protobuf.Value (money as `{amount, currency}`)."""
     message = struct_pb2.Value()
+    set_proto_value(message, value)
+    return message
+
+
+def set_proto_value(message: struct_pb2.Value, value: Value) -> None:
+    """Fills a google.protobuf.Value in place (cheaper than building and copying one)."""
     data = to_json_value(value)
     if data is None:
         message.null_value = struct_pb2.NULL_VALUE
@@ -73,7 +79,6 @@ def to_proto_value(value: Value) -> struct_pb2.Value:
         message.list_value.extend(data)
     elif isinstance(data, dict):
         message.struct_value.update(data)
-    return message
 
 
 def evaluation_to_proto(
@@ -82,28 +87,28 @@ def evaluation_to_proto(
     explanations: Iterable[RuleExplanation] = (),
 ) -> pb.EvaluateResponse:
     ruleset = evaluation.ruleset
-    return pb.EvaluateResponse(
+    response = pb.EvaluateResponse(
         decision=_DECISIONS[evaluation.decision.value],
-        violations=[_violation(violation) for violation in evaluation.violations],
         required_approvers=evaluation.required_approvers,
         ruleset=pb.RulesetRef(name=ruleset.name, version=ruleset.version, digest=ruleset.digest),
         decision_id=decision_id,
         explanations=[_explanation(explanation) for explanation in explanations],
     )
+    for violation in evaluation.violations:
+        _fill_violation(response.violations.add(), violation)
+    return response
 
 
-def _violation(violation: Violation) -> pb.Violation:
-    return pb.Violation(
-        rule_id=violation.rule_id,
-        severity=_SEVERITIES[violation.severity.value],
-        approver=violation.approver,
-        term_type=violation.term_type,
-        term_index=violation.term_index,
-        field=violation.field,
-        actual=to_proto_value(violation.actual),
-        message=violation.message,
-        rationale=violation.rationale,
-    )
+def _fill_violation(message: pb.Violation, violation: Violation) -> None:
+    message.rule_id = violation.rule_id
+    message.severity = _SEVERITIES[violation.severity.value]
+    message.approver = violation.approver
+    message.term_type = violation.term_type
+    message.term_index = violation.term_index
+    message.field = violation.field
+    set_proto_value(message.actual, violation.actual)
+    message.message = violation.message
+    message.rationale = violation.rationale
 
 
 def _explanation(explanation: RuleExplanation) -> pb.RuleExplanation:
