@@ -90,8 +90,9 @@ def start(config: ServerConfig, registry: RulesetRegistry | None = None) -> Runn
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=config.threads, thread_name_prefix="rpc"),
         options=[
+            # Requests are bounded; answers are not (an explained answer is larger than
+            # its request, and a decision must never be logged but lost on the way out).
             ("grpc.max_receive_message_length", config.max_message_bytes),
-            ("grpc.max_send_message_length", config.max_message_bytes),
         ],
     )
     servicer = TermEvaluatorServicer(

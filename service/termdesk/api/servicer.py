@@ -57,6 +57,7 @@ class TermEvaluatorServicer(pb_grpc.TermEvaluatorServicer):
         started = time.perf_counter()
         try:
             _check_deadline(context)
+            _check_version(request.ruleset_version)
             evaluator = self.registry.evaluator(request.ruleset, request.ruleset_version)
             package = self._package(request.package)
             evaluation = evaluator.evaluate(package)
@@ -73,6 +74,7 @@ class TermEvaluatorServicer(pb_grpc.TermEvaluatorServicer):
     ) -> pb.EvaluateBatchResponse:
         try:
             self._check_batch_size(len(request.packages))
+            _check_version(request.ruleset_version)
             evaluator = self.registry.evaluator(request.ruleset, request.ruleset_version)
         except Exception as error:
             self._fail(context, error, "", "")
@@ -191,6 +193,19 @@ class TermEvaluatorServicer(pb_grpc.TermEvaluatorServicer):
 def _deadline_passed(context: grpc.ServicerContext) -> bool:
     remaining = context.time_remaining()
     return remaining is not None and remaining <= 0
+
+
+def _check_version(version: int) -> None:
+    if version < 0:
+        raise RequestError(
+            [
+                Problem(
+                    "ruleset_version",
+                    "out_of_range",
+                    f"`ruleset_version` must be 0 (the active version) or more, not {version}",
+                )
+            ]
+        )
 
 
 def _check_deadline(context: grpc.ServicerContext) -> None:
