@@ -242,7 +242,7 @@ def _parse_vocabulary(data: object) -> Vocabulary:
 
 
 def _parse_field(name: str, raw: object, key_path: str, item: bool) -> FieldSpec:
-    if not isinstance(raw, Mapping):
+    if not isinstance(raw, dict | Mapping):
         raise _SpecError(key_path, "must be a mapping with at least `type`")
     spec: Mapping[str, object] = raw
     _check_keys(spec, _FIELD_KEYS, key_path)
@@ -417,7 +417,7 @@ class _Checker:
     # The package, its context and its terms.
 
     def package(self, raw: object) -> TermPackage | None:
-        if not isinstance(raw, Mapping):
+        if not isinstance(raw, dict | Mapping):
             self.problem(
                 "",
                 "not_an_object",
@@ -464,7 +464,7 @@ class _Checker:
     def context(self, raw: object) -> dict[str, Value]:
         if raw is None:
             return {}
-        if not isinstance(raw, Mapping):
+        if not isinstance(raw, dict | Mapping):
             self.problem(
                 "context",
                 "not_an_object",
@@ -500,7 +500,7 @@ class _Checker:
         return tuple(terms)
 
     def term(self, raw: object, path: str) -> Term | None:
-        if not isinstance(raw, Mapping):
+        if not isinstance(raw, dict | Mapping):
             self.problem(
                 path,
                 "not_an_object",
@@ -546,7 +546,7 @@ class _Checker:
         raw_fields = raw.get("fields")
         if raw_fields is None:
             raw_fields = {}
-        if not isinstance(raw_fields, Mapping):
+        if not isinstance(raw_fields, dict | Mapping):
             self.problem(
                 f"{path}.fields",
                 "not_an_object",
@@ -682,11 +682,11 @@ class _Checker:
         return False
 
     def enum_value(self, raw: object, spec: FieldSpec, path: str, label: str) -> str | _Invalid:
+        if isinstance(raw, str) and raw in spec.values:
+            return raw
         allowed = "allowed values: " + ", ".join(f"`{value}`" for value in spec.values)
         if not isinstance(raw, str):
             return self.wrong_type(raw, spec, path, label, allowed)
-        if raw in spec.values:
-            return raw
         self.problem(
             path,
             "bad_enum_value",
@@ -696,7 +696,7 @@ class _Checker:
         return _INVALID
 
     def money_value(self, raw: object, spec: FieldSpec, path: str, label: str) -> Money | _Invalid:
-        if not isinstance(raw, Mapping):
+        if not isinstance(raw, dict | Mapping):
             self.problem(
                 path,
                 "bad_money",
@@ -801,7 +801,7 @@ class _Checker:
     def object_value(
         self, raw: object, spec: FieldSpec, path: str, label: str
     ) -> dict[str, Value] | _Invalid:
-        if not isinstance(raw, Mapping):
+        if not isinstance(raw, dict | Mapping):
             fields = ", ".join(f"`{name}`" for name in spec.fields)
             self.problem(
                 path,
