@@ -1,4 +1,4 @@
-"""Engine-level cost of one evaluation on the default ruleset, against a plain-dict baseline.
+"""Engine-level cost of one evaluation on the default ruleset, against hand-written Python.
 
     python bench/engine_cost.py [--runs 10000]
 
@@ -7,10 +7,13 @@ Measures, interleaved in one process so machine noise hits every row alike:
 - evaluate   `Evaluator.evaluate`: projection to facts, durable_rules, violations, decision
 - engine     `RuleEngine.match` alone on already projected facts
 - floor      `RuleEngine.match` on a ruleset holding only the canary rule
-- reference  the plain-Python interpreter of the same rules over the same dicts (baseline)
+- reference  termdesk's plain-Python interpreter of the checked rules over the projected facts
+- plain      the same rules written by hand as Python (`plain_rules.violations`) over the
+             package as plain JSON data: no interpreter, no engine, no projection (baseline)
 
 for a clean 10-term package (no violation) and a 10-term package with many violations.
-Prints median and p99 in microseconds and each row's ratio to the baseline.
+Before timing, asserts that plain, the engine and the reference find the same violations.
+Prints median and p99 in microseconds and each row's ratio to the baseline (`plain`).
 """
 
 from __future__ import annotations
@@ -23,10 +26,13 @@ import statistics
 import time
 from collections.abc import Callable
 
+import plain_rules
+
 from termdesk import facts
 from termdesk.catalog import find_ruleset
 from termdesk.engine import RuleEngine
 from termdesk.evaluator import Evaluator
+from termdesk.jsonview import package_json
 from termdesk.model import TermPackage
 from termdesk.ruleset import reference
 from termdesk.ruleset.compiler import CANARY
@@ -130,22 +136,27 @@ def main() -> None:
             (evaluator.compiled.rule_of_clause[r], t) for r, t in engine.match(projected)
         }
         assert engine_found == reference.violations(ruleset, projected), "engine != reference"
+        plain_package = package_json(package)  # the plain row's input, built once
+        assert plain_rules.violations(plain_package, ruleset.parameters) == {
+            (ruleset.rules[r].id, t) for r, t in evaluator.matches(package)
+        }, "plain != engine"
         calls: dict[str, Callable[[], object]] = {
             "evaluate": functools.partial(evaluator.evaluate, package),
             "engine": functools.partial(engine.match, projected),
             "floor": functools.partial(floor.match, projected),
             "reference": functools.partial(reference.violations, ruleset, projected),
+            "plain": functools.partial(plain_rules.violations, plain_package, ruleset.parameters),
         }
         rows: dict[str, list[float]] = {row: [] for row in calls}
         for _ in range(runs):  # interleaved: each row sees the same noise
             for row, call in calls.items():
                 timed(call, rows[row])
-        base, _ = summary(rows["reference"])
+        base, _ = summary(rows["plain"])
         print(
             f"{name}: {evaluation.decision.value}, {len(evaluation.violations)} violations, "
             f"{len(projected)} facts"
         )
-        print(f"  {'row':<10} {'median us':>10} {'p99 us':>10} {'x reference':>12}")
+        print(f"  {'row':<10} {'median us':>10} {'p99 us':>10} {'x plain':>12}")
         for row, samples in rows.items():
             median, p99 = summary(samples)
             print(f"  {row:<10} {median:>10.1f} {p99:>10.1f} {median / base:>11.1f}x")
