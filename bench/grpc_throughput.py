@@ -9,7 +9,8 @@ What it measures, in one run:
             termdesk's default, a generic handler for /termdesk.v1.TermEvaluator/Evaluate)
             that returns fixed bytes of the same size as termdesk's real answer for the
             package: the cost of the Python gRPC runtime alone, the baseline;
-- termdesk  `python -m termdesk.cli serve --log-level warning` (one process, 8 threads).
+- termdesk  `python -m termdesk.cli serve --log-level warning --workers W` (default one
+            process of 8 threads; `--workers 2` runs two processes sharing the port).
 
 Both are loaded the same way from a separate process by h2load (Debian nghttp2-client) with
 a pre-framed request body, for a clean 10-term package (CLEAN_10 of bench/engine_cost.py,
@@ -253,7 +254,7 @@ def wait_ready(process: subprocess.Popen[bytes], port: int, name: str) -> None:
                 return
 
 
-def start_termdesk(directory: Path) -> Server:
+def start_termdesk(directory: Path, workers: int) -> Server:
     log = directory / "termdesk.out"
     with reserved_port() as port, log.open("wb") as out:
         command = [
@@ -267,6 +268,8 @@ def start_termdesk(directory: Path) -> Server:
             str(port),
             "--log-level",
             "warning",
+            "--workers",
+            str(workers),
         ]
         process = subprocess.Popen(
             command,
@@ -492,7 +495,8 @@ def report(args: argparse.Namespace, results: list[CaseResult], header: list[str
     print(f"h2load: {shlex.join(example)} --log-file LOG")
     print(f"servers: echo = bare grpc.server, {THREADS} threads, fixed answer of termdesk's size;")
     print(
-        f"         termdesk = python -m termdesk.cli serve --log-level warning ({THREADS} threads)"
+        f"         termdesk = python -m termdesk.cli serve --log-level warning "
+        f"--workers {args.workers} ({THREADS} threads each)"
     )
     print()
     print(
@@ -555,6 +559,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--warmup", type=int, default=2, help="untimed seconds per server and case (default 2)"
     )
     parser.add_argument("--h2load", default="h2load", help="h2load executable")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="termdesk server processes (default 1)"
+    )
     parser.add_argument("--echo-server", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.duration is None and args.requests is None:
@@ -583,7 +590,7 @@ def benchmark(args: argparse.Namespace, directory: Path, stack: contextlib.ExitS
     header = describe_machine(args)
     print("\n".join(header), flush=True)
     cases = build_cases(directory)
-    termdesk = start_termdesk(directory)
+    termdesk = start_termdesk(directory, args.workers)
     stack.callback(stop, termdesk.process)
     cases = [precheck(case, termdesk.port) for case in cases]
     for case in cases:

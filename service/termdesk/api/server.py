@@ -134,16 +134,30 @@ def serve(config: ServerConfig) -> int:
         log.info("stopping", signal=signal.Signals(number).name, grace_s=config.shutdown_grace)
         stopping.set()
 
+    lost: list[int] = []
+
+    def watch(sibling: multiprocessing.process.BaseProcess) -> None:
+        # A worker that dies leaves connections to a dead socket: stop everything, so the
+        # supervisor (Kubernetes, systemd) restarts the whole server.
+        sibling.join()
+        if not stopping.is_set():
+            log.error("worker exited", pid=sibling.pid, exit_code=sibling.exitcode)
+            lost.append(sibling.exitcode or 1)
+            stopping.set()
+
+    for sibling in siblings:
+        threading.Thread(target=watch, args=(sibling,), daemon=True).start()
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     stopping.wait()
     for sibling in siblings:
-        sibling.terminate()  # SIGTERM: each drains like this one
+        if sibling.is_alive():
+            sibling.terminate()  # SIGTERM: each drains like this one
     running.stop(config.shutdown_grace, config.shutdown_delay)
     for sibling in siblings:
         sibling.join(config.shutdown_grace + config.shutdown_delay + 5)
     log.info("stopped")
-    return 0
+    return 1 if lost else 0
 
 
 def _spawn_worker(config: ServerConfig) -> multiprocessing.process.BaseProcess:
