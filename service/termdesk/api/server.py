@@ -123,17 +123,20 @@ def start(config: ServerConfig, registry: RulesetRegistry | None = None) -> Runn
 def serve(config: ServerConfig) -> int:
     """Runs until SIGTERM or SIGINT, then drains; returns the process exit code."""
     configure_logging(config.log_level)
-    running = start(config)
-    siblings = [
-        _spawn_worker(dataclasses.replace(config, port=running.port, workers=1))
-        for _ in range(config.workers - 1)
-    ]
     stopping = threading.Event()
 
     def on_signal(number: int, frame: FrameType | None) -> None:
         log.info("stopping", signal=signal.Signals(number).name, grace_s=config.shutdown_grace)
         stopping.set()
 
+    # Before `listening` is logged: a SIGTERM at any moment after it must drain.
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    running = start(config)
+    siblings = [
+        _spawn_worker(dataclasses.replace(config, port=running.port, workers=1))
+        for _ in range(config.workers - 1)
+    ]
     lost: list[int] = []
 
     def watch(sibling: multiprocessing.process.BaseProcess) -> None:
@@ -147,8 +150,6 @@ def serve(config: ServerConfig) -> int:
 
     for sibling in siblings:
         threading.Thread(target=watch, args=(sibling,), daemon=True).start()
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
     stopping.wait()
     for sibling in siblings:
         if sibling.is_alive():
