@@ -6,6 +6,9 @@ and a second replica picking up a publish under load.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -512,3 +515,74 @@ class TestReplicas:
         assert [] == failures
         assert 1 == seen[0]
         assert 2 == seen[-1]
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+class TestCommandLine:
+    """`termdesk publish / versions / activate / impact` against a running server."""
+
+    def run(self, admin: Admin, *args: str, token: str = OWNER) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TERMDESK_")}
+        env |= {"TERMDESK_ADDRESS": admin.server.address, "TERMDESK_TOKEN": token}
+        return subprocess.run(
+            [sys.executable, "-m", "termdesk.cli", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    def test_the_policy_owner_walkthrough(
+        self, start: Callable[..., Admin], tmp_path: Path
+    ) -> None:
+        admin = start()
+        draft = tmp_path / "ruleset.yaml"
+        draft.write_text(tightened(6, keep_tests=True), encoding="utf-8")
+        admin.evaluate(exclusivity_package("deal-12m", 12))
+        admin.evaluate(exclusivity_package("deal-3m", 3))
+
+        impact = self.run(admin, "impact", str(draft))
+        assert 0 == impact.returncode, impact.stderr
+        assert "2 logged decision(s) replayed" in impact.stdout
+        assert "1 would change" in impact.stdout
+        assert "deal-12m: APPROVE -> REJECT" in impact.stdout
+
+        refused = self.run(admin, "publish", str(draft), "--comment", "six months")
+        assert 1 == refused.returncode
+        assert "INVALID_ARGUMENT" in refused.stderr
+        assert "FAIL line" in refused.stderr
+
+        draft.write_text(tightened(6), encoding="utf-8")
+        published = self.run(
+            admin, "publish", str(draft), "--comment", "six months", "--expected-version", "1"
+        )
+        assert 0 == published.returncode, published.stderr
+        assert "published partner-alliance version 2" in published.stdout
+        stale = self.run(admin, "publish", str(draft), "--expected-version", "1")
+        assert 1 == stale.returncode
+        assert "ABORTED" in stale.stderr
+
+        versions = self.run(admin, "versions", NAME, token=AUDITOR)
+        lines = versions.stdout.splitlines()
+        assert 2 == len(lines)
+        assert lines[1].startswith("*    2")
+        assert ["ana", "six", "months"] == [lines[1].split()[4], *lines[1].split()[6:]]
+
+        rolled = self.run(admin, "activate", NAME, "1")
+        assert 0 == rolled.returncode, rolled.stderr
+        assert "version 1 is active (was 2)" in rolled.stdout
+        assert 1 == admin.evaluate(CLEAN_PACKAGE).ruleset.version
+
+        denied = self.run(admin, "activate", NAME, "2", token=EVALUATOR)
+        assert 1 == denied.returncode
+        assert "PERMISSION_DENIED" in denied.stderr
+
+    def test_token_prints_the_token_apart_from_its_tokens_file_line(
+        self, start: Callable[..., Admin]
+    ) -> None:
+        admin = start()
+        made = self.run(admin, "token", "auditor", "carol")
+        token = made.stderr.split("(shown once, never stored): ")[1].strip()
+        assert f"auditor carol {hash_token(token)}\n" == made.stdout
+        assert token not in made.stdout

@@ -5,7 +5,8 @@ server's RulesetAdmin service, and the store, token and TLS flags of `serve`.
     termdesk versions NAME
     termdesk activate NAME VERSION
     termdesk impact FILE [--limit N] [--since 2026-01-31T00:00:00Z]
-    termdesk token ROLE NAME        make a token; prints it once, and its tokens-file line
+    termdesk token ROLE NAME        make a token: the token once on stderr, its tokens-file
+                                    line (the hash only) on stdout: `>> tokens` keeps it
 
 The server is `--address` (env TERMDESK_ADDRESS, default localhost:50051); the token comes
 from env TERMDESK_TOKEN (or `--token`, which other users of the machine can see).
@@ -259,8 +260,8 @@ def impact_command(args: argparse.Namespace) -> int:
 
 def token_command(args: argparse.Namespace) -> int:
     token = new_token()
-    print(f"token (shown once; give it to {args.name}): {token}")
-    print(f"tokens-file line: {args.role} {args.name} {hash_token(token)}")
+    print(f"token for {args.name} (shown once, never stored): {token}", file=sys.stderr)
+    print(f"{args.role} {args.name} {hash_token(token)}")
     return 0
 
 
