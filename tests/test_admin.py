@@ -586,3 +586,48 @@ class TestCommandLine:
         token = made.stderr.split("(shown once, never stored): ")[1].strip()
         assert f"auditor carol {hash_token(token)}\n" == made.stdout
         assert token not in made.stdout
+
+
+@pytest.fixture
+def certificate(tmp_path: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (its own CA) and its key."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost"),
+            *("-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return cert, key
+
+
+class TestTls:
+    def test_tls_and_mutual_tls(self, tmp_path: Path, certificate: tuple[Path, Path]) -> None:
+        cert, key = certificate
+        flags = ("--tls-cert", str(cert), "--tls-key", str(key), "--tls-client-ca", str(cert))
+        server = ServerProcess(tmp_path, *flags)
+        try:
+            anonymous = grpc.ssl_channel_credentials(root_certificates=cert.read_bytes())
+            with grpc.secure_channel(server.address, anonymous) as channel:
+                refusal(
+                    lambda: pb_grpc.TermEvaluatorStub(channel).Evaluate(
+                        evaluate_request(CLEAN_PACKAGE), timeout=5
+                    ),
+                    grpc.StatusCode.UNAVAILABLE,
+                )
+            client = grpc.ssl_channel_credentials(
+                root_certificates=cert.read_bytes(),
+                private_key=key.read_bytes(),
+                certificate_chain=cert.read_bytes(),
+            )
+            with grpc.secure_channel(server.address, client) as channel:
+                response = pb_grpc.TermEvaluatorStub(channel).Evaluate(
+                    evaluate_request(CLEAN_PACKAGE), timeout=CALL_TIMEOUT
+                )
+            assert pb.DECISION_APPROVE == response.decision
+        finally:
+            server.stop()

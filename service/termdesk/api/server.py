@@ -267,7 +267,11 @@ def serve(config: ServerConfig) -> int:
 
     for sibling in siblings:
         threading.Thread(target=watch, args=(sibling,), daemon=True).start()
-    stopping.wait()
+    # Wake now and then: a signal that arrives while the main thread blocks it (as it does
+    # while spawning a worker) runs its C handler on another thread, and the Python
+    # handler then runs only once the main thread executes again.
+    while not stopping.wait(timeout=0.5):
+        pass
     for sibling in siblings:
         if sibling.is_alive():
             sibling.terminate()  # SIGTERM: each drains like this one

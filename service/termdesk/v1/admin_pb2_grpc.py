@@ -137,7 +137,8 @@ class RulesetAdminServicer:
 
     def AnalyzeImpact(self, request, context):
         """AnalyzeImpact replays logged packages against a draft and against the active version
-        and reports the decisions that would change, before anyone publishes.
+        and reports the decisions that would change, before anyone publishes. The draft must
+        validate (INVALID_ARGUMENT otherwise); its own test cases need not pass yet.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -61,7 +61,8 @@ class RulesetAdminStub:
     """DiffRulesetVersions says which rules and parameters two versions add, remove or change."""
     AnalyzeImpact: _grpc.UnaryUnaryMultiCallable[_admin_pb2.AnalyzeImpactRequest, _admin_pb2.AnalyzeImpactResponse]
     """AnalyzeImpact replays logged packages against a draft and against the active version
-    and reports the decisions that would change, before anyone publishes.
+    and reports the decisions that would change, before anyone publishes. The draft must
+    validate (INVALID_ARGUMENT otherwise); its own test cases need not pass yet.
     """
 
 @_typing.type_check_only
@@ -91,7 +92,8 @@ class RulesetAdminAsyncStub(RulesetAdminStub):
     """DiffRulesetVersions says which rules and parameters two versions add, remove or change."""
     AnalyzeImpact: _aio.UnaryUnaryMultiCallable[_admin_pb2.AnalyzeImpactRequest, _admin_pb2.AnalyzeImpactResponse]  # type: ignore[assignment]
     """AnalyzeImpact replays logged packages against a draft and against the active version
-    and reports the decisions that would change, before anyone publishes.
+    and reports the decisions that would change, before anyone publishes. The draft must
+    validate (INVALID_ARGUMENT otherwise); its own test cases need not pass yet.
     """
 
 class RulesetAdminServicer(metaclass=_abc_1.ABCMeta):
@@ -166,7 +168,8 @@ class RulesetAdminServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_admin_pb2.AnalyzeImpactResponse, _abc.Awaitable[_admin_pb2.AnalyzeImpactResponse]]:
         """AnalyzeImpact replays logged packages against a draft and against the active version
-        and reports the decisions that would change, before anyone publishes.
+        and reports the decisions that would change, before anyone publishes. The draft must
+        validate (INVALID_ARGUMENT otherwise); its own test cases need not pass yet.
         """
 
 def add_RulesetAdminServicer_to_server(servicer: RulesetAdminServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
