@@ -23,6 +23,10 @@ __all__ = ["DOMAIN", "DeadlineError", "RequestError", "field_violations", "statu
 
 DOMAIN = "termdesk.v1"
 _MAX_PROBLEMS_IN_MESSAGE = 5
+# Status details travel base64-encoded in the `grpc-status-details-bin` trailer, and gRPC
+# clients refuse metadata over 8 KiB by default (the call then fails RESOURCE_EXHAUSTED):
+# field violations beyond this many serialized bytes are counted, not sent.
+_MAX_FIELD_VIOLATION_BYTES = 4096
 
 
 class RequestError(TermdeskError):
@@ -69,12 +73,17 @@ def status_for(error: Exception, decision_id: str = "") -> grpc.Status:
         ]
         for violation in violations:
             violation.field = violation.field.lstrip(".")
+        sent = _within_budget(violations)
         reason = "INVALID_PACKAGE" if prefix else "INVALID_REQUEST"
+        counts = {
+            "field_violations": str(len(violations)),
+            "omitted": str(len(violations) - len(sent)),
+        }
         return _status(
             code_pb2.INVALID_ARGUMENT,
             message,
-            error_details_pb2.BadRequest(field_violations=violations),
-            error_details_pb2.ErrorInfo(reason=reason, domain=DOMAIN),
+            error_details_pb2.BadRequest(field_violations=sent),
+            error_details_pb2.ErrorInfo(reason=reason, domain=DOMAIN, metadata=counts),
         )
     if isinstance(error, RulesetNotFoundError):
         return _status(
@@ -88,6 +97,18 @@ def status_for(error: Exception, decision_id: str = "") -> grpc.Status:
         code_pb2.INTERNAL,
         f"internal error while evaluating; quote decision id {decision_id} to the operator",
     )
+
+
+def _within_budget(
+    violations: list[error_details_pb2.BadRequest.FieldViolation],
+) -> list[error_details_pb2.BadRequest.FieldViolation]:
+    """The leading violations whose serialized size fits the trailer budget."""
+    size = 0
+    for count, violation in enumerate(violations):
+        size += violation.ByteSize() + 4  # tag and length of the repeated field
+        if size > _MAX_FIELD_VIOLATION_BYTES:
+            return violations[:count]
+    return violations
 
 
 def _status(code: int, message: str, *details: Message) -> grpc.Status:
