@@ -395,7 +395,9 @@ class RuleExplanation(_message.Message):
     """Why the rule did not apply, e.g. "the package has no `mfn` term"."""
     @_builtins.property
     def values(self) -> _struct_pb2.Struct:
-        """The values the rule read, by field name (`context.<field>` for the deal context)."""
+        """The values the rule read, by field name: `<field>` of the matched term,
+        `context.<field>` of the deal context, `<type>[<i>].<field>` of other terms it looks for.
+        """
 
     def __init__(
         self,
