@@ -256,8 +256,10 @@ def evaluate_request(package: Mapping[str, Any], **fields: Any) -> pb.EvaluateRe
     return request
 
 
-def batch_request(packages: Sequence[pb.TermPackage], ruleset: str = "") -> pb.EvaluateBatchRequest:
-    request = pb.EvaluateBatchRequest(ruleset=ruleset)
+def batch_request(
+    packages: Sequence[pb.TermPackage], ruleset: str = "", *, skip_trades: bool = False
+) -> pb.EvaluateBatchRequest:
+    request = pb.EvaluateBatchRequest(ruleset=ruleset, skip_trades=skip_trades)
     request.packages.extend(packages)
     return request
 
@@ -1123,7 +1125,7 @@ class TestShutdown:
             stub = pb_grpc.TermEvaluatorStub(channel)
             health = health_check(channel)
             batch = stub.EvaluateBatch.future(
-                batch_request(cycled_case_packages(DRAIN_BATCH)), timeout=60
+                batch_request(cycled_case_packages(DRAIN_BATCH), skip_trades=True), timeout=60
             )
             running.wait_for(lambda r: r.get("event") == "evaluation", 30)  # batch under way
             signalled = time.monotonic()
