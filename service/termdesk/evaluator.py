@@ -66,12 +66,14 @@ class Evaluator:
         variant: TermPackage,
         changed_types: Set[str],
         index_map: Mapping[int, int],
+        known: Mapping[int, facts.Fact] | None = None,
     ) -> set[Match]:
         """The matches of `variant`, a changed copy of the package whose matches are `base`.
 
         Only the rules reading a changed term type run again, in the engine, on the terms
         they read; the others keep their matches (moved by `index_map`, old index to new,
-        which leaves out removed terms): nothing they read has changed.
+        which leaves out removed terms): nothing they read has changed. `known` lends the
+        facts of unchanged terms (see `facts.project`).
         """
         affected: set[int] = set()
         for term_type in changed_types:
@@ -85,7 +87,7 @@ class Evaluator:
             return kept
         needed = set().union(*(self._reads[rule] for rule in affected))
         engine = self._engine_for(frozenset(affected))
-        fired = engine.match(facts.project(variant, self.compiled, only=needed))
+        fired = engine.match(facts.project(variant, self.compiled, only=needed, known=known))
         of_clause = self.compiled.rule_of_clause
         return kept | {
             (of_clause[name], term) for name, term in fired if of_clause[name] in affected

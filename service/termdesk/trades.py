@@ -550,28 +550,73 @@ class _Search:
             return None
         chosen = [trades[0] for _, trades in targets]
         changes = _merge(*(trade.changes for trade in chosen))
-        if not self.holds_together([m for m, _ in targets], changes):
+        extra: tuple[PackageChange, ...] = ()
+        mended = self.mend([m for m, _ in targets], changes)
+        if mended is None:
             chosen, changes = self.greedy(targets)
+        else:
+            extra = mended
+            changes = _merge(changes, extra)
         if not chosen:
             return None
         variant, _, _ = apply_changes(self.package, changes)
         evaluation = self.advisor.evaluator.evaluate(variant)
         self.calls += 1
-        return CounterProposal(variant, evaluation, tuple(chosen), sum(t.cost for t in chosen))
+        cost = sum(trade.cost for trade in chosen) + (self.cost(extra) if extra else 0.0)
+        return CounterProposal(variant, evaluation, tuple(chosen), cost)
 
-    def holds_together(self, targets: Sequence[Match], changes: tuple[PackageChange, ...]) -> bool:
+    def failing(
+        self, targets: Sequence[Match], changes: tuple[PackageChange, ...]
+    ) -> list[Match] | None:
+        """What still fires of `targets`, and the BLOCK/REVIEW `changes` introduced, in the
+        changed package's indices; None once the budget is spent."""
         result = self.rematch(changes)
         if result is None:
-            return False
+            return None
         found, index_map = result
+        moved = [
+            (rule, index_map[term] if term >= 0 else -1)
+            for rule, term in targets
+            if term < 0 or term in index_map
+        ]
         heavy = {m for m in self.matches if self.rules[m[0]].severity in _HEAVY}
-        for rule, term in targets:
-            if term >= 0 and term not in index_map:
-                continue
-            if (rule, index_map[term] if term >= 0 else -1) in found:
-                return False
         before = {(r, index_map[t] if t >= 0 else -1) for r, t in heavy if t < 0 or t in index_map}
-        return not any(self.rules[m[0]].severity in _HEAVY and m not in before for m in found)
+        introduced = [m for m in found - before if self.rules[m[0]].severity in _HEAVY]
+        return sorted({*(m for m in moved if m in found), *introduced})
+
+    def mend(
+        self, targets: Sequence[Match], changes: tuple[PackageChange, ...]
+    ) -> tuple[PackageChange, ...] | None:
+        """Extra changes that make `changes` clear every target without a new BLOCK or
+        REVIEW (trades chosen one by one can undo each other: a renewal rate set to the
+        rate before another trade lowered the rate); None when two rounds do not do it."""
+        extra: tuple[PackageChange, ...] = ()
+        for _ in range(2):
+            combined = _merge(changes, extra)
+            failing = self.failing(targets, combined)
+            if failing is None:
+                return None
+            if not failing:
+                return extra
+            variant, index_map, _ = apply_changes(self.package, combined)
+            original_index = {new: old for old, new in index_map.items()}
+            for broken in failing:
+                repair = self.first_repair(variant, broken)
+                if repair is None or any(
+                    c.op is not ChangeOp.ADD_TERM and c.term_index not in original_index
+                    for c in repair
+                ):
+                    return None
+                extra = _merge(
+                    extra,
+                    tuple(
+                        c
+                        if c.op is ChangeOp.ADD_TERM
+                        else dataclasses.replace(c, term_index=original_index[c.term_index])
+                        for c in repair
+                    ),
+                )
+        return extra if self.failing(targets, _merge(changes, extra)) == [] else None
 
     def greedy(
         self, targets: Sequence[tuple[Match, list[Trade]]]
