@@ -18,9 +18,10 @@ appeared; when a candidate clears its rule but breaks another, the repairs of wh
 broke are added to it and the combination is checked instead. The rest is dropped.
 
 The counter-proposal applies the cheapest verified trade of every BLOCK and REVIEW at
-once; if that combination does not hold, it adds trades one at a time, BLOCKs first,
-keeping each that clears its rule and lowers the (BLOCK, REVIEW) count. The result is
-evaluated in full before it is returned. Costs come from the ruleset's buckets.
+once, mending trades that undo each other with repairs found on the combined package; if
+that does not hold, it adds trades one at a time, BLOCKs first, keeping each that clears
+its rule and lowers the (BLOCK, REVIEW) count. Its evaluation comes from the engine's
+matches of the final package. Costs come from the ruleset's buckets.
 
 Everything here is pure: packages in, trades out; the engine is reached only through the
 evaluator. Per-request work is bounded by `TradeLimits`.
@@ -560,8 +561,10 @@ class _Search:
         if not chosen:
             return None
         variant, _, _ = apply_changes(self.package, changes)
-        evaluation = self.advisor.evaluator.evaluate(variant)
-        self.calls += 1
+        # The engine's matches of exactly this package (cached, or matched again now).
+        result = self.rematch(changes)
+        matches = result[0] if result is not None else self.advisor.evaluator.matches(variant)
+        evaluation = self.advisor.evaluator.evaluation_of(variant, matches)
         cost = sum(trade.cost for trade in chosen) + (self.cost(extra) if extra else 0.0)
         return CounterProposal(variant, evaluation, tuple(chosen), cost)
 
