@@ -88,6 +88,11 @@ def _env_int(name: str, default: int) -> int:
     return int(value) if value else default
 
 
+def _env_optional_int(name: str) -> int | None:
+    value = os.environ.get(name)
+    return int(value) if value else None
+
+
 def _serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     serve = commands.add_parser(
         "serve",
@@ -177,6 +182,13 @@ def _serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         "the GIL, so processes, not threads, add throughput",
     )
     add(
+        "--metrics-port",
+        type=int,
+        default=_env_optional_int("TERMDESK_METRICS_PORT"),
+        help="serve Prometheus metrics at http://HOST:PORT/metrics, 0 for a free port "
+        "(env TERMDESK_METRICS_PORT; default off)",
+    )
+    add(
         "--log-level",
         default=os.environ.get("TERMDESK_LOG_LEVEL", "info"),
         choices=["debug", "info", "warning", "error"],
@@ -213,6 +225,7 @@ def serve_command(args: argparse.Namespace) -> int:
         log_packages=args.log_packages,
         log_level=args.log_level,
         workers=args.workers,
+        metrics_port=args.metrics_port,
     )
     try:
         return serve(config)
