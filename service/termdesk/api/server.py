@@ -11,7 +11,8 @@ connections), each with its own engine. The first process forwards SIGTERM to th
 
 With `metrics_port` set, every process counts its calls (`termdesk.api.metrics`) and the
 first one serves /metrics for all of them (prometheus-client's multiprocess mode, in a
-fresh directory under TMPDIR unless PROMETHEUS_MULTIPROC_DIR names one).
+fresh directory under TMPDIR unless PROMETHEUS_MULTIPROC_DIR names one). With
+`otlp_endpoint` set, every process traces its calls (`termdesk.api.tracing`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 import grpc
+import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -45,6 +47,7 @@ from termdesk.vocabulary import default_vocabulary
 
 if TYPE_CHECKING:
     from termdesk.api.metrics import MetricsEndpoint
+    from termdesk.api.tracing import Tracing
 
 __all__ = ["RunningServer", "ServerConfig", "serve", "start"]
 
@@ -75,6 +78,8 @@ class ServerConfig:
     workers: int = 1
     # Port of the Prometheus /metrics endpoint (on `host`); None: no metrics, 0: a free one.
     metrics_port: int | None = None
+    # OTLP/gRPC collector to send traces to (e.g. http://otel-collector:4317); None: off.
+    otlp_endpoint: str | None = None
     # Which of the `workers` processes this is; worker 0 supervises and serves /metrics.
     worker: int = 0
 
@@ -86,6 +91,7 @@ class RunningServer:
     health: health.HealthServicer
     registry: RulesetRegistry
     metrics_endpoint: MetricsEndpoint | None = None
+    tracing: Tracing | None = None
 
     def stop(self, grace: float, delay: float = 0.0) -> None:
         """NOT_SERVING first, then stop accepting calls; in-flight calls get `grace` s."""
@@ -96,6 +102,8 @@ class RunningServer:
         self.registry.close()
         if self.metrics_endpoint is not None:
             self.metrics_endpoint.stop()
+        if self.tracing is not None:
+            self.tracing.shutdown()
 
 
 def start(config: ServerConfig, registry: RulesetRegistry | None = None) -> RunningServer:
@@ -105,6 +113,12 @@ def start(config: ServerConfig, registry: RulesetRegistry | None = None) -> Runn
     )
     registry.evaluator()  # the default ruleset must exist before we listen
     interceptors: list[grpc.ServerInterceptor] = []
+    tracing = None
+    if config.otlp_endpoint:
+        from termdesk.api.tracing import Tracing  # noqa: PLC0415 (heavy; only when asked)
+
+        tracing = Tracing(config.otlp_endpoint)
+        interceptors.append(tracing.interceptor())
     metrics_endpoint = None
     if config.metrics_port is not None:
         # Imported only now: prometheus-client picks its multiprocess mode on first import.
@@ -149,12 +163,17 @@ def start(config: ServerConfig, registry: RulesetRegistry | None = None) -> Runn
         default_ruleset=config.default_ruleset,
         threads=config.threads,
     )
-    return RunningServer(server, port, health_servicer, registry, metrics_endpoint)
+    return RunningServer(server, port, health_servicer, registry, metrics_endpoint, tracing)
 
 
 def serve(config: ServerConfig) -> int:
     """Runs until SIGTERM or SIGINT, then drains; returns the process exit code."""
-    configure_logging(config.log_level)
+    extra: list[structlog.typing.Processor] = []
+    if config.otlp_endpoint:
+        from termdesk.api.tracing import add_trace_ids  # noqa: PLC0415 (heavy; only when asked)
+
+        extra.append(add_trace_ids)
+    configure_logging(config.log_level, extra)
     stopping = threading.Event()
 
     def on_signal(number: int, frame: FrameType | None) -> None:
