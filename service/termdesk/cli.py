@@ -42,6 +42,8 @@ __all__ = ["EXIT_BAD_INPUT", "EXIT_BAD_RULESET", "EXIT_FOR_DECISION", "main"]
 EXIT_FOR_DECISION = {Decision.APPROVE: 0, Decision.NEEDS_APPROVAL: 10, Decision.REJECT: 20}
 EXIT_BAD_INPUT = 3
 EXIT_BAD_RULESET = 4
+# The standard OpenTelemetry variables that turn tracing on, most specific first.
+OTLP_ENDPOINT_ENVS = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -93,6 +95,16 @@ def _parser() -> argparse.ArgumentParser:
 def _env_int(name: str, default: int) -> int:
     value = os.environ.get(name)
     return int(value) if value else default
+
+
+def _env_first(*names: str) -> str | None:
+    """The value of the first of these environment variables that is set and not empty."""
+    return next((os.environ[name] for name in names if os.environ.get(name)), None)
+
+
+def _env_optional_int(name: str) -> int | None:
+    value = os.environ.get(name)
+    return int(value) if value else None
 
 
 def _serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -184,6 +196,20 @@ def _serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         "the GIL, so processes, not threads, add throughput",
     )
     add(
+        "--metrics-port",
+        type=int,
+        default=_env_optional_int("TERMDESK_METRICS_PORT"),
+        help="serve Prometheus metrics at http://HOST:PORT/metrics, 0 for a free port "
+        "(env TERMDESK_METRICS_PORT; default off)",
+    )
+    add(
+        "--otlp-endpoint",
+        default=_env_first(*OTLP_ENDPOINT_ENVS),
+        help="send OpenTelemetry traces of the RPCs to this OTLP/gRPC collector, e.g. "
+        "http://otel-collector:4317 (env OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or "
+        "OTEL_EXPORTER_OTLP_ENDPOINT; default off)",
+    )
+    add(
         "--log-level",
         default=os.environ.get("TERMDESK_LOG_LEVEL", "info"),
         choices=["debug", "info", "warning", "error"],
@@ -220,6 +246,8 @@ def serve_command(args: argparse.Namespace) -> int:
         log_packages=args.log_packages,
         log_level=args.log_level,
         workers=args.workers,
+        metrics_port=args.metrics_port,
+        otlp_endpoint=args.otlp_endpoint,
     )
     try:
         return serve(config)
