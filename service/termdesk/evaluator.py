@@ -75,9 +75,7 @@ class Evaluator:
         which leaves out removed terms): nothing they read has changed. `known` lends the
         facts of unchanged terms (see `facts.project`).
         """
-        affected: set[int] = set()
-        for term_type in changed_types:
-            affected |= self._readers.get(term_type, frozenset())
+        affected = self.rules_reading(changed_types)
         kept = {
             (rule, index_map[term] if term >= 0 else -1)
             for rule, term in base
@@ -85,13 +83,21 @@ class Evaluator:
         }
         if not affected:
             return kept
-        needed = set().union(*(self._reads[rule] for rule in affected))
-        engine = self._engine_for(frozenset(affected))
+        needed = self.types_read(affected)
+        engine = self._engine_for(affected)
         fired = engine.match(facts.project(variant, self.compiled, only=needed, known=known))
         of_clause = self.compiled.rule_of_clause
         return kept | {
             (of_clause[name], term) for name, term in fired if of_clause[name] in affected
         }
+
+    def rules_reading(self, term_types: Iterable[str]) -> frozenset[int]:
+        """The rules whose result can change when terms of these types change."""
+        return frozenset().union(*(self._readers.get(t, frozenset()) for t in term_types))
+
+    def types_read(self, rules: Iterable[int]) -> frozenset[str]:
+        """The term types whose facts these rules read."""
+        return frozenset().union(*(self._reads[rule] for rule in rules))
 
     def _engine_for(self, rules: frozenset[int]) -> RuleEngine:
         """An engine holding only `rules` (made on first use), or the whole ruleset's.

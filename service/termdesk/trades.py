@@ -100,6 +100,19 @@ class _Candidate:
     step_back: bool = False  # undoes what the partner asked instead of compensating it
 
 
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    """A candidate waiting to be matched, with the term types it changes and re-matches."""
+
+    changes: tuple[PackageChange, ...]
+    touched: frozenset[str]
+    affected: frozenset[int]
+    needed: frozenset[str]
+
+    def shares_session(self, other: _Pending) -> bool:
+        return not (self.touched & other.needed) and not (other.touched & self.needed)
+
+
 def apply_changes(
     package: TermPackage, changes: Iterable[PackageChange]
 ) -> tuple[TermPackage, dict[int, int], set[str]]:
@@ -134,6 +147,13 @@ def apply_changes(
     return dataclasses.replace(package, terms=tuple(terms)), index_map, touched
 
 
+def _index_map(size: int, changes: Iterable[PackageChange]) -> dict[int, int]:
+    """The new index of every term the changes keep (as `apply_changes` gives it)."""
+    removed = {c.term_index for c in changes if c.op is ChangeOp.REMOVE_TERM}
+    kept = [index for index in range(size) if index not in removed]
+    return {old: new for new, old in enumerate(kept)}
+
+
 def _copied(
     fields: dict[int, dict[str, Value]], package: TermPackage, index: int
 ) -> dict[str, Value]:
@@ -159,9 +179,9 @@ class TradeAdvisor:
         if not matches:
             return TradeAdvice((), None, (), 0)
         search = _Search(self, package, matches)
-        offers: dict[Match, list[Trade]] = {}
-        for match in search.ordered(matches):
-            offers[match] = search.trades_for(match)
+        candidates = {match: search.sorted_candidates(match) for match in search.ordered(matches)}
+        search.prefetch(candidates.values())
+        offers = {match: search.trades_for(match, found) for match, found in candidates.items()}
         proposal = search.counter_proposal(offers)
         giveaways = search.giveaways()
         trades = tuple(trade for match_trades in offers.values() for trade in match_trades)
@@ -179,6 +199,8 @@ class _Search:
         self.calls = 0
         self.truncated = False
         self.projected = facts.project(package, advisor.evaluator.compiled)
+        # A changed copy keeps the Term objects it did not change: their facts are reused.
+        self._known = {id(package.terms[int(str(f["i"]))]): f for f in self.projected[:-1]}
         self._checked: dict[tuple[object, ...], frozenset[Match]] = {}
 
     # -- ordering and evaluation
@@ -191,16 +213,20 @@ class _Search:
         self, changes: tuple[PackageChange, ...]
     ) -> tuple[frozenset[Match], dict[int, int]] | None:
         """The matches of the package with `changes` applied; None once the budget is spent."""
-        variant, index_map, touched = apply_changes(self.package, changes)
         key = _key(changes)
         known = self._checked.get(key)
         if known is not None:
-            return known, index_map
+            return known, _index_map(len(self.package.terms), changes)
         if self.calls >= self.advisor.limits.engine_calls:
             self.truncated = True
             return None
         self.calls += 1
-        found = frozenset(self.advisor.evaluator.rematch(self.matches, variant, touched, index_map))
+        variant, index_map, touched = apply_changes(self.package, changes)
+        found = frozenset(
+            self.advisor.evaluator.rematch(
+                self.matches, variant, touched, index_map, known=self._known
+            )
+        )
         self._checked[key] = found
         return found, index_map
 
@@ -225,15 +251,64 @@ class _Search:
 
     # -- trades for one violation
 
-    def trades_for(self, match: Match) -> list[Trade]:
+    def sorted_candidates(self, match: Match) -> list[_Candidate]:
+        return sorted(
+            self.candidates(match),
+            key=lambda c: (self.cost(c.changes), _SOURCE_ORDER.get(c.source, 3)),
+        )
+
+    def prefetch(self, candidate_lists: Iterable[Sequence[_Candidate]]) -> None:
+        """Matches the first candidates of every violation, several in one engine session.
+
+        Candidates that only set or remove fields can share a session when none changes a
+        term type that the rules another one re-matches read: each rule's matches then
+        are exactly those of its own candidate alone. The results fill the cache that
+        verification reads, so `outcome` finds them without an engine call.
+        """
+        evaluator = self.advisor.evaluator
+        pending: list[_Pending] = []
+        seen: set[tuple[object, ...]] = set()
+        for candidates in candidate_lists:
+            automatic = [c for c in candidates if c.changes and not c.needs_input]
+            for candidate in automatic[: self.advisor.limits.trades_per_violation]:
+                key = _key(candidate.changes)
+                if key in seen or any(
+                    change.op not in (ChangeOp.SET_FIELD, ChangeOp.REMOVE_FIELD)
+                    for change in candidate.changes
+                ):
+                    continue
+                seen.add(key)
+                touched = frozenset(
+                    self.package.terms[c.term_index].type for c in candidate.changes
+                )
+                affected = evaluator.rules_reading(touched)
+                pending.append(
+                    _Pending(candidate.changes, touched, affected, evaluator.types_read(affected))
+                )
+        groups: list[list[_Pending]] = []
+        for item in pending:
+            group = next((g for g in groups if all(item.shares_session(o) for o in g)), None)
+            if group is None:
+                groups.append([item])
+            else:
+                group.append(item)
+        for group in groups:
+            if len(group) < 2:
+                continue
+            result = self.rematch(_merge(*(item.changes for item in group)))
+            if result is None:
+                return
+            found = result[0]
+            for item in group:
+                own = {m for m in found if m[0] in item.affected}
+                kept = {m for m in self.matches if m[0] not in item.affected}
+                self._checked[_key(item.changes)] = frozenset(own | kept)
+
+    def trades_for(self, match: Match, candidates: Sequence[_Candidate]) -> list[Trade]:
         rule = self.rules[match[0]]
         verified: list[Trade] = []
         manual: list[Trade] = []
         seen: set[tuple[object, ...]] = set()
-        candidates = sorted(
-            self.candidates(match),
-            key=lambda c: (self.cost(c.changes), _SOURCE_ORDER.get(c.source, 3)),
-        )
         tried = 0
         for candidate in candidates:
             if candidate.needs_input:
