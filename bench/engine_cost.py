@@ -10,8 +10,11 @@ Measures, interleaved in one process so machine noise hits every row alike:
 - reference  termdesk's plain-Python interpreter of the checked rules over the projected facts
 - plain      the same rules written by hand as Python (`plain_rules.violations`) over the
              package as plain JSON data: no interpreter, no engine, no projection (baseline)
+- trades     `TradeAdvisor.advise`: candidate trades, their verification in the engine, the
+             counter-proposal and giveaways (nothing to do for a clean package)
 
-for a clean 10-term package (no violation) and a 10-term package with many violations.
+for a clean 10-term package (no violation), a first draft breaking 5 policies and a
+10-term package with 27 violations.
 Before timing, asserts that plain, the engine and the reference find the same violations.
 Prints median and p99 in microseconds and each row's ratio to the baseline (`plain`).
 """
@@ -20,11 +23,13 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
 import os
 import platform
 import statistics
 import time
 from collections.abc import Callable
+from typing import Any
 
 import plain_rules
 
@@ -36,6 +41,7 @@ from termdesk.jsonview import package_json
 from termdesk.model import TermPackage
 from termdesk.ruleset import reference
 from termdesk.ruleset.compiler import CANARY
+from termdesk.trades import TradeAdvisor
 from termdesk.vocabulary import check_package, default_vocabulary
 
 CLEAN_10 = {
@@ -79,6 +85,19 @@ CLEAN_10 = {
     ],
 }
 
+
+def _five_violations() -> dict[str, Any]:
+    """CLEAN_10 as a partner's first draft: five policies broken, the usual kind of package."""
+    package: dict[str, Any] = json.loads(json.dumps(CLEAN_10))
+    package["deal_id"] = "bench-violating-5"
+    exclusivity, _, payment, revenue_share = package["terms"][:4]
+    exclusivity["fields"].update({"duration_months": 24, "reversion": "none"})
+    payment["fields"] = {"net_days": 15}
+    revenue_share["fields"]["rate"] = 0.35
+    package["terms"].append({"type": "termination", "fields": {"mutual": False}})
+    return package
+
+
 VIOLATING_10 = {
     "deal_id": "bench-violating",
     "context": {"partner_type": "strategic_alliance", "strategic_importance": "high"},
@@ -95,6 +114,8 @@ VIOLATING_10 = {
         {"type": "indemnity", "fields": {"mutual": False}},
     ],
 }
+
+VIOLATING_5 = _five_violations()
 
 
 def timed(function: Callable[[], object], samples: list[float]) -> None:
@@ -118,8 +139,10 @@ def main() -> None:
     engine = RuleEngine("bench-engine", evaluator.compiled.engine_rules)
     floor = RuleEngine("bench-floor", {CANARY: evaluator.compiled.engine_rules[CANARY]})
     vocabulary = default_vocabulary()
+    advisor = TradeAdvisor(evaluator, vocabulary)
     cases: dict[str, TermPackage] = {
         "clean 10 terms": check_package(CLEAN_10, vocabulary),
+        "violating 5 of 11 terms": check_package(VIOLATING_5, vocabulary),
         "violating 10 terms": check_package(VIOLATING_10, vocabulary),
     }
     print(
@@ -146,6 +169,8 @@ def main() -> None:
             "floor": functools.partial(floor.match, projected),
             "reference": functools.partial(reference.violations, ruleset, projected),
             "plain": functools.partial(plain_rules.violations, plain_package, ruleset.parameters),
+            # Trades, counter-proposal and giveaways of the evaluated package (none if clean).
+            "trades": functools.partial(advisor.advise, package, evaluator.matches(package)),
         }
         rows: dict[str, list[float]] = {row: [] for row in calls}
         for _ in range(runs):  # interleaved: each row sees the same noise

@@ -14,7 +14,9 @@ What it measures, in one run:
 
 Both are loaded the same way from a separate process by h2load (Debian nghttp2-client) with
 a pre-framed request body, for a clean 10-term package (CLEAN_10 of bench/engine_cost.py,
-APPROVE) and a violating one (VIOLATING_10, REJECT with >= 5 violations). Each body is
+APPROVE) and two violating ones, answered with verified trades, a counter-proposal and
+giveaways: VIOLATING_5 (a first draft breaking 5 policies) and VIOLATING_10 (27
+violations over 10 terms, the worst case). Each body is
 checked once with a real gRPC call first. The echo and termdesk runs of a case are adjacent
 (ABBA order over the repeats) so machine noise hits both alike; each run is timed
 (`h2load -D`, default 10 s) after a short untimed warm-up per server and case.
@@ -69,7 +71,11 @@ SERVICE = "termdesk.v1.TermEvaluator"
 METHOD = f"/{SERVICE}/Evaluate"
 THREADS = 8  # termdesk's default (`ServerConfig.threads`)
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024  # termdesk's default, set on the echo server alike
-TARGETS = {"clean": 0.5, "violating": 0.2}  # termdesk req/s as a share of echo req/s
+TARGETS = {
+    "clean": 0.5,
+    "violating-5": 0.2,
+    "violating": 0.2,
+}  # termdesk req/s as a share of echo req/s
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 15.0
 # termdesk's error records (structlog JSON), Python tracebacks, gRPC core's own error lines
@@ -138,7 +144,11 @@ class Case:
 
 def build_cases(directory: Path) -> list[Case]:
     """The request bodies for CLEAN_10 and VIOLATING_10, framed and written to `directory`."""
-    from engine_cost import CLEAN_10, VIOLATING_10  # noqa: PLC0415 (not in the echo server)
+    from engine_cost import (  # noqa: PLC0415 (not in the echo server)
+        CLEAN_10,
+        VIOLATING_5,
+        VIOLATING_10,
+    )
     from google.protobuf import json_format  # noqa: PLC0415
 
     from termdesk.v1 import termdesk_pb2 as pb  # noqa: PLC0415
@@ -146,6 +156,7 @@ def build_cases(directory: Path) -> list[Case]:
     cases = []
     for name, package, expected, low, high in (
         ("clean", CLEAN_10, "DECISION_APPROVE", 0, 0),
+        ("violating-5", VIOLATING_5, "DECISION_REJECT", 5, 5),
         ("violating", VIOLATING_10, "DECISION_REJECT", 5, 10_000),
     ):
         request = pb.EvaluateRequest(
@@ -181,6 +192,10 @@ def check_termdesk_answer(case: Case, response: bytes) -> str:
     found = len(message.violations)
     if name != case.expected or not case.min_violations <= found <= case.max_violations:
         return f"{case.name}: got {name} with {found} violations, expected {case.expected}"
+    if found and not any(trade.verified for trade in message.trades):
+        return f"{case.name}: no verified trade in the answer"
+    if found and not message.HasField("counter_proposal"):
+        return f"{case.name}: no counter-proposal in the answer"
     if case.response and len(response) != len(case.response):
         return f"{case.name}: answer of {len(response)} bytes, first one had {len(case.response)}"
     return ""

@@ -238,7 +238,9 @@ class TestEvalSeeds:
 
     def test_needs_approval_prints_the_contract(self, seed_runs: dict[str, Run]) -> None:
         """The net-15 answer has the violation, the approvers and the ruleset, contract-named."""
-        answer = json.loads(seed_runs["net-15"].stdout)
+        full = json.loads(seed_runs["net-15"].stdout)
+        advice_keys = ("trades", "giveaways", "counter_proposal", "counter_proposal_outcome")
+        answer = {key: value for key, value in full.items() if key not in advice_keys}
         shipped = (shipped_rulesets_dir() / DEFAULT_RULESET / RULESET_FILE).read_bytes()
         assert {
             "deal_id": "seed-net-15",
@@ -265,6 +267,20 @@ class TestEvalSeeds:
         } == answer
         assert "net-15" in answer["violations"][0]["message"]
         assert isinstance(answer["ruleset"]["version"], int)
+
+    def test_trades_and_counter_proposal_are_printed(self, seed_runs: dict[str, Run]) -> None:
+        """The net-15 answer offers verified trades and a counter-proposal that approves."""
+        answer = json.loads(seed_runs["net-15"].stdout)
+        first = answer["trades"][0]
+        assert (first["rule_id"], first["verified"]) == ("payment.fast-payment-trade", True)
+        assert first["summary"].startswith("If you need payment terms with net days 15 days")
+        assert answer["counter_proposal_outcome"]["decision"] == "DECISION_APPROVE"
+        proposal_terms = answer["counter_proposal"]["terms"]
+        assert proposal_terms[0]["fields"]["verification"] == "invoice_collection"
+        assert {g["changes"][0]["term"]["type"] for g in answer["giveaways"]} == {
+            "co_marketing",
+            "enablement",
+        }
 
     def test_reject_lists_block_violations(self, seed_runs: dict[str, Run]) -> None:
         """The open exclusivity answer lists its three BLOCKs, with no approver to sign."""

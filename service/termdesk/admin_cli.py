@@ -80,13 +80,24 @@ def add_store_flags(serve: argparse.ArgumentParser) -> None:
         default=int(env("TERMDESK_DECISION_RETENTION_DAYS", "90")),
         help="days the decision log keeps a decision (env TERMDESK_DECISION_RETENTION_DAYS)",
     )
-    add("--tls-cert", type=Path, default=env("TERMDESK_TLS_CERT"), help="PEM certificate")
-    add("--tls-key", type=Path, default=env("TERMDESK_TLS_KEY"), help="PEM private key")
+    add(
+        "--tls-cert",
+        type=Path,
+        default=env("TERMDESK_TLS_CERT"),
+        help="PEM certificate chain: serve TLS (env TERMDESK_TLS_CERT; with --tls-key)",
+    )
+    add(
+        "--tls-key",
+        type=Path,
+        default=env("TERMDESK_TLS_KEY"),
+        help="PEM private key of --tls-cert (env TERMDESK_TLS_KEY)",
+    )
     add(
         "--tls-client-ca",
         type=Path,
         default=env("TERMDESK_TLS_CLIENT_CA"),
-        help="PEM CA bundle: clients must present a certificate it signed (mutual TLS)",
+        help="PEM CA bundle: clients must present a certificate it signed, mutual TLS "
+        "(env TERMDESK_TLS_CLIENT_CA)",
     )
 
 

@@ -4,6 +4,7 @@
     termdesk test [PATH...]                   run rulesets' own test cases
     termdesk eval [--ruleset NAME] PACKAGE    evaluate a package (`-` reads stdin)
     termdesk eval --batch FILE.jsonl          one package per line, one result per line
+    termdesk eval --no-trades ...             the decision alone, no trades
     termdesk serve [--port 50051]             the gRPC service (see `termdesk serve --help`)
     termdesk publish|versions|activate|impact the policy owner's commands (termdesk.admin_cli)
 
@@ -31,12 +32,13 @@ from termdesk.auth import TokenError
 from termdesk.catalog import DEFAULT_RULESET, find_ruleset, ruleset_files
 from termdesk.errors import PackageError, RulesetError, RulesetNotFoundError
 from termdesk.evaluator import Evaluator
-from termdesk.jsonview import evaluation_json, problems_json
-from termdesk.model import Decision
+from termdesk.jsonview import advice_json, evaluation_json, problems_json
+from termdesk.model import Decision, TermPackage
 from termdesk.paths import shipped_rulesets_dir
 from termdesk.ruleset.validator import ValidationResult, read_source, validate_source
 from termdesk.store import StoreError
 from termdesk.testing import coverage_gaps, run_tests
+from termdesk.trades import TradeAdvisor
 from termdesk.vocabulary import Limits, check_package, default_vocabulary
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_BAD_RULESET", "EXIT_FOR_DECISION", "main"]
@@ -44,6 +46,8 @@ __all__ = ["EXIT_BAD_INPUT", "EXIT_BAD_RULESET", "EXIT_FOR_DECISION", "main"]
 EXIT_FOR_DECISION = {Decision.APPROVE: 0, Decision.NEEDS_APPROVAL: 10, Decision.REJECT: 20}
 EXIT_BAD_INPUT = 3
 EXIT_BAD_RULESET = 4
+# The standard OpenTelemetry variables that turn tracing on, most specific first.
+OTLP_ENDPOINT_ENVS = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -82,6 +86,11 @@ def _parser() -> argparse.ArgumentParser:
         "--rulesets", type=Path, default=None, help="directory of rulesets (default: shipped)"
     )
     evaluate.add_argument("--batch", type=Path, help="JSON Lines file, one package per line")
+    evaluate.add_argument(
+        "--no-trades",
+        action="store_true",
+        help="leave out trades, counter-proposal and giveaways (the decision alone)",
+    )
     evaluate.set_defaults(handler=eval_command)
     _serve_parser(commands)
     add_admin_commands(commands)
@@ -91,6 +100,16 @@ def _parser() -> argparse.ArgumentParser:
 def _env_int(name: str, default: int) -> int:
     value = os.environ.get(name)
     return int(value) if value else default
+
+
+def _env_first(*names: str) -> str | None:
+    """The value of the first of these environment variables that is set and not empty."""
+    return next((os.environ[name] for name in names if os.environ.get(name)), None)
+
+
+def _env_optional_int(name: str) -> int | None:
+    value = os.environ.get(name)
+    return int(value) if value else None
 
 
 def _serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -182,6 +201,20 @@ def _serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         "the GIL, so processes, not threads, add throughput",
     )
     add(
+        "--metrics-port",
+        type=int,
+        default=_env_optional_int("TERMDESK_METRICS_PORT"),
+        help="serve Prometheus metrics at http://HOST:PORT/metrics, 0 for a free port "
+        "(env TERMDESK_METRICS_PORT; default off)",
+    )
+    add(
+        "--otlp-endpoint",
+        default=_env_first(*OTLP_ENDPOINT_ENVS),
+        help="send OpenTelemetry traces of the RPCs to this OTLP/gRPC collector, e.g. "
+        "http://otel-collector:4317 (env OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or "
+        "OTEL_EXPORTER_OTLP_ENDPOINT; default off)",
+    )
+    add(
         "--log-level",
         default=os.environ.get("TERMDESK_LOG_LEVEL", "info"),
         choices=["debug", "info", "warning", "error"],
@@ -219,6 +252,8 @@ def serve_command(args: argparse.Namespace) -> int:
         log_packages=args.log_packages,
         log_level=args.log_level,
         workers=args.workers,
+        metrics_port=args.metrics_port,
+        otlp_endpoint=args.otlp_endpoint,
         **store_options(args),
     )
     try:
@@ -316,9 +351,11 @@ def eval_command(args: argparse.Namespace) -> int:
     evaluator = Evaluator(ruleset)
     try:
         if args.batch is not None:
-            return _eval_batch(evaluator, _read(args.batch).splitlines(), sys.stdout)
+            return _eval_batch(
+                evaluator, _read(args.batch).splitlines(), sys.stdout, trades=not args.no_trades
+            )
         text = sys.stdin.read() if args.package == "-" else _read(Path(args.package))
-        return _eval_one(evaluator, text)
+        return _eval_one(evaluator, text, trades=not args.no_trades)
     finally:
         evaluator.close()
 
@@ -331,7 +368,21 @@ def _parse_json(text: str) -> object:
         raise json.JSONDecodeError("nested too deeply", text[:20], 0) from None
 
 
-def _eval_one(evaluator: Evaluator, text: str) -> int:
+def _answer(
+    evaluator: Evaluator, package: TermPackage, *, trades: bool
+) -> tuple[Decision, dict[str, object]]:
+    """The decision, and the answer as `EvaluateResponse` JSON (with trades unless told)."""
+    matches = evaluator.matches(package)
+    evaluation = evaluator.evaluation_of(package, matches)
+    record = evaluation_json(evaluation, package.deal_id)
+    if trades:
+        record |= advice_json(
+            TradeAdvisor(evaluator, default_vocabulary()).advise(package, matches)
+        )
+    return evaluation.decision, record
+
+
+def _eval_one(evaluator: Evaluator, text: str, *, trades: bool) -> int:
     try:
         package = check_package(_parse_json(text), default_vocabulary())
     except json.JSONDecodeError as error:
@@ -342,12 +393,12 @@ def _eval_one(evaluator: Evaluator, text: str) -> int:
         for problem in error.problems:
             print(f"  {problem}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    evaluation = evaluator.evaluate(package)
-    print(json.dumps(evaluation_json(evaluation, package.deal_id), indent=2))
-    return EXIT_FOR_DECISION[evaluation.decision]
+    decision, record = _answer(evaluator, package, trades=trades)
+    print(json.dumps(record, indent=2))
+    return EXIT_FOR_DECISION[decision]
 
 
-def _eval_batch(evaluator: Evaluator, lines: Sequence[str], out: TextIO) -> int:
+def _eval_batch(evaluator: Evaluator, lines: Sequence[str], out: TextIO, *, trades: bool) -> int:
     bad = False
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -355,7 +406,7 @@ def _eval_batch(evaluator: Evaluator, lines: Sequence[str], out: TextIO) -> int:
         record: dict[str, object]
         try:
             package = check_package(_parse_json(line), default_vocabulary())
-            record = evaluation_json(evaluator.evaluate(package), package.deal_id)
+            _, record = _answer(evaluator, package, trades=trades)
         except json.JSONDecodeError as error:
             bad = True
             record = {"line": number, "error": {"code": "not_json", "message": str(error)}}

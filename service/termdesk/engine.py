@@ -18,6 +18,7 @@ How it is called, and why (measured in ../shared/notes/durable-rules/README.md):
   engine failed in can corrupt the heap.
 
 The extension never releases the GIL; a lock keeps one match at a time per handle.
+`SESSION_HOOKS.started` is called as each session starts (metrics count them).
 """
 
 from __future__ import annotations
@@ -27,14 +28,22 @@ import json
 import math
 import re
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 
 import durable_rules_engine
 
 from termdesk.errors import EngineError
 
-__all__ = ["CANARY_RULE", "Match", "RuleEngine", "to_engine_json"]
+__all__ = [
+    "CANARY_RULE",
+    "SESSION_HOOKS",
+    "Match",
+    "RuleEngine",
+    "SessionHooks",
+    "to_engine_json",
+]
 
 CANARY_RULE = "__canary__"
 
@@ -42,6 +51,20 @@ Match = tuple[str, int]  # (engine rule name, index of the matched term, -1 for 
 
 _handles = itertools.count(1)
 _sessions = itertools.count(1)
+
+
+def _nothing() -> None:
+    pass
+
+
+@dataclass(slots=True)
+class SessionHooks:
+    """Called on the calling thread as every engine session starts; a no-op by default."""
+
+    started: Callable[[], None] = _nothing
+
+
+SESSION_HOOKS = SessionHooks()
 
 
 class RuleEngine:
@@ -62,6 +85,7 @@ class RuleEngine:
     def match(self, facts: Sequence[Mapping[str, object]]) -> set[Match]:
         """Asserts the facts (deal fact last) in a new session; returns what fired."""
         session = str(next(_sessions))
+        SESSION_HOOKS.started()
         batch = to_engine_json([{**fact, "sid": session} for fact in facts])
         fired: set[Match] = set()
         with self._lock:

@@ -6,7 +6,8 @@ already checked against the vocabulary (`termdesk.vocabulary.check_package`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import threading
+from collections.abc import Iterable, Mapping, Set
 
 from termdesk import facts
 from termdesk.engine import RuleEngine
@@ -20,11 +21,16 @@ from termdesk.model import (
     TermPackage,
     Violation,
 )
-from termdesk.ruleset.compiler import CompiledRuleset, compile_ruleset
+from termdesk.ruleset.compiler import CANARY, CompiledRuleset, compile_ruleset
+from termdesk.ruleset.conditions import other_terms_in
 from termdesk.ruleset.model import Rule, Ruleset
 
-__all__ = ["Evaluator", "decide"]
+__all__ = ["Evaluator", "Match", "decide"]
 
+Match = tuple[int, int]  # (rule index, term index; -1 for the deal or a missing term)
+
+# Engines for subsets of the rules, made for re-matching changed packages (`rematch`).
+_MAX_PARTIAL_ENGINES = 64
 _SEVERITY_RANK = {Severity.BLOCK: 0, Severity.REVIEW: 1, Severity.WARN: 2}
 
 
@@ -39,19 +45,89 @@ class Evaluator:
         self._messages = [
             MessageTemplate(rule.message, ruleset.parameters) for rule in ruleset.rules
         ]
+        # Per rule, the term types it reads; per term type, the rules that read it.
+        self._reads = [_types_read(rule) for rule in ruleset.rules]
+        readers: dict[str, set[int]] = {}
+        for index, types in enumerate(self._reads):
+            for term_type in types:
+                readers.setdefault(term_type, set()).add(index)
+        self._readers = {term_type: frozenset(rules) for term_type, rules in readers.items()}
+        self._partial: dict[frozenset[int], RuleEngine] = {}
+        self._partial_lock = threading.Lock()
 
-    def matches(self, package: TermPackage) -> set[tuple[int, int]]:
+    def matches(self, package: TermPackage) -> set[Match]:
         """(rule index, term index) of every violation, as the engine found them."""
         fired = self._engine.match(facts.project(package, self.compiled))
         return {(self.compiled.rule_of_clause[name], term) for name, term in fired}
 
+    def rematch(
+        self,
+        base: Set[Match],
+        variant: TermPackage,
+        changed_types: Set[str],
+        index_map: Mapping[int, int],
+        known: Mapping[int, facts.Fact] | None = None,
+    ) -> set[Match]:
+        """The matches of `variant`, a changed copy of the package whose matches are `base`.
+
+        Only the rules reading a changed term type run again, in the engine, on the terms
+        they read; the others keep their matches (moved by `index_map`, old index to new,
+        which leaves out removed terms): nothing they read has changed. `known` lends the
+        facts of unchanged terms (see `facts.project`).
+        """
+        affected = self.rules_reading(changed_types)
+        kept = {
+            (rule, index_map[term] if term >= 0 else -1)
+            for rule, term in base
+            if rule not in affected and (term < 0 or term in index_map)
+        }
+        if not affected:
+            return kept
+        needed = self.types_read(affected)
+        engine = self._engine_for(affected)
+        fired = engine.match(facts.project(variant, self.compiled, only=needed, known=known))
+        of_clause = self.compiled.rule_of_clause
+        return kept | {
+            (of_clause[name], term) for name, term in fired if of_clause[name] in affected
+        }
+
+    def rules_reading(self, term_types: Iterable[str]) -> frozenset[int]:
+        """The rules whose result can change when terms of these types change."""
+        return frozenset().union(*(self._readers.get(t, frozenset()) for t in term_types))
+
+    def types_read(self, rules: Iterable[int]) -> frozenset[str]:
+        """The term types whose facts these rules read."""
+        return frozenset().union(*(self._reads[rule] for rule in rules))
+
+    def _engine_for(self, rules: frozenset[int]) -> RuleEngine:
+        """An engine holding only `rules` (made on first use), or the whole ruleset's.
+
+        A session costs in proportion to the rules of its handle (see the durable_rules
+        notes), so re-matching a few rules in a handle of their own is several times cheaper.
+        """
+        with self._partial_lock:
+            engine = self._partial.get(rules)
+            if engine is None and len(self._partial) < _MAX_PARTIAL_ENGINES:
+                clauses = {
+                    name: clause
+                    for name, clause in self.compiled.engine_rules.items()
+                    if name == CANARY or self.compiled.rule_of_clause.get(name) in rules
+                }
+                engine = RuleEngine(self.ruleset.name, clauses)
+                self._partial[rules] = engine
+        return engine or self._engine
+
     def evaluate(self, package: TermPackage) -> Evaluation:
         """The decision, the violations and the approvers for one checked package."""
+        return self.evaluation_of(package, self.matches(package))
+
+    def evaluation_of(self, package: TermPackage, matches: Set[Match]) -> Evaluation:
+        """The evaluation of a package whose matches are known."""
         rules = self.ruleset.rules
         violations = [
             _violation(rules[rule_index], self._messages[rule_index], term_index, package)
             for rule_index, term_index in sorted(
-                self.matches(package),
+                matches,
                 key=lambda match: (_SEVERITY_RANK[rules[match[0]].severity], *match),
             )
         ]
@@ -59,6 +135,10 @@ class Evaluator:
         return Evaluation(decision, tuple(violations), approvers, self.reference)
 
     def close(self) -> None:
+        with self._partial_lock:
+            for engine in self._partial.values():
+                engine.close()
+            self._partial.clear()
         self._engine.close()
 
 
@@ -81,6 +161,13 @@ def decide(violations: Iterable[Violation]) -> tuple[Decision, tuple[str, ...]]:
     if Severity.REVIEW in severities:
         return Decision.NEEDS_APPROVAL, ordered
     return Decision.APPROVE, ()
+
+
+def _types_read(rule: Rule) -> frozenset[str]:
+    """The term types whose facts decide whether `rule` fires."""
+    others = [*other_terms_in(rule.when), *other_terms_in(rule.require)]
+    subject = {rule.term} if rule.term else set()
+    return frozenset(subject | {term_type for term_type, _ in others})
 
 
 def _violation(

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from termdesk import facts
 from termdesk.evaluator import Evaluator
 from termdesk.model import TermPackage, Value
-from termdesk.ruleset.conditions import describe, fields_in
+from termdesk.ruleset.conditions import describe, fields_in, other_terms_in
 from termdesk.ruleset.model import Rule
 from termdesk.ruleset.reference import holds
 
@@ -52,13 +52,13 @@ def explain(
                 RuleExplanation(
                     rule.id,
                     -1,
-                    False,
-                    False,
-                    True,
-                    describe(rule.when),
-                    describe(rule.require),
-                    {},
-                    f"the package has no `{rule.term}` term",
+                    violated=False,
+                    when_held=rule.when is None,
+                    require_held=True,
+                    when=describe(rule.when),
+                    require=describe(rule.require),
+                    values={},
+                    note=f"the package has no `{rule.term}` term",
                 )
             )
         for index in subjects:
@@ -81,6 +81,8 @@ def explain(
 
 
 def _values_read(rule: Rule, package: TermPackage, index: int) -> dict[str, Value]:
+    """By name: `<field>` of the matched term, `context.<field>`, and `<type>[<i>].<field>`
+    of the other terms the rule looks for."""
     term = package.terms[index] if index >= 0 else None
     values: dict[str, Value] = {}
     for field in [*fields_in(rule.when), *fields_in(rule.require)]:
@@ -88,4 +90,10 @@ def _values_read(rule: Rule, package: TermPackage, index: int) -> dict[str, Valu
             values[f"context.{field.name}"] = package.context.get(field.name)
         elif term is not None:
             values[field.name] = term.fields.get(field.name)
+    for term_type, where in [*other_terms_in(rule.when), *other_terms_in(rule.require)]:
+        names = [field.name for field in fields_in(where) if field.scope != "context"]
+        for other_index, other in enumerate(package.terms):
+            if other.type == term_type and other_index != index:
+                for name in names:
+                    values[f"{term_type}[{other_index}].{name}"] = other.fields.get(name)
     return values

@@ -8,7 +8,7 @@ fact carries the context and comes last: it is the trigger every engine rule sta
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 
 from termdesk.model import Money, TermPackage, Value
 from termdesk.ruleset.compiler import CONTEXT, DEAL_FACT_TYPE, CompiledRuleset, Feature
@@ -18,15 +18,28 @@ __all__ = ["Fact", "project"]
 Fact = dict[str, object]
 
 
-def project(package: TermPackage, compiled: CompiledRuleset) -> list[Fact]:
-    """The facts of one package, in package order, with the deal fact last."""
+def project(
+    package: TermPackage,
+    compiled: CompiledRuleset,
+    only: Set[str] | None = None,
+    known: Mapping[int, Fact] | None = None,
+) -> list[Fact]:
+    """The facts of one package, in package order, with the deal fact last.
+
+    `only` keeps the terms of those types (and the deal): enough for the rules reading them.
+    `known` holds facts already projected, by `id()` of their (live, unchanged) term.
+    """
     facts: list[Fact] = []
     for index, term in enumerate(package.terms):
         features = compiled.projection.get(term.type)
-        if features is None:
+        if features is None or (only is not None and term.type not in only):
             continue
-        fact: Fact = {"id": f"t{index}", "t": term.type, "i": index}
-        _store(fact, term.fields, features)
+        fact = known.get(id(term)) if known is not None else None
+        if fact is None:
+            fact = {"id": f"t{index}", "t": term.type, "i": index}
+            _store(fact, term.fields, features)
+        elif fact["i"] != index:
+            fact = {**fact, "id": f"t{index}", "i": index}
         facts.append(fact)
     deal: Fact = {"id": "deal", "t": DEAL_FACT_TYPE, "i": -1}
     _store(deal, package.context, compiled.projection[CONTEXT])

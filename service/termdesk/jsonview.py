@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 from termdesk.errors import PackageError, Problem
-from termdesk.model import Evaluation, TermPackage, Violation, to_json_value
+from termdesk.model import (
+    Evaluation,
+    PackageChange,
+    TermPackage,
+    Trade,
+    TradeAdvice,
+    Violation,
+    to_json_value,
+)
 
-__all__ = ["evaluation_json", "package_json", "problems_json"]
+__all__ = ["advice_json", "evaluation_json", "package_json", "problems_json"]
 
 
 def evaluation_json(evaluation: Evaluation, deal_id: str) -> dict[str, object]:
@@ -18,6 +26,57 @@ def evaluation_json(evaluation: Evaluation, deal_id: str) -> dict[str, object]:
         "required_approvers": list(evaluation.required_approvers),
         "ruleset": {"name": ruleset.name, "version": ruleset.version, "digest": ruleset.digest},
     }
+
+
+def advice_json(advice: TradeAdvice) -> dict[str, object]:
+    """Trades, giveaways and the counter-proposal, as in `EvaluateResponse`."""
+    view: dict[str, object] = {
+        "trades": [_trade(trade) for trade in advice.trades],
+        "giveaways": [_trade(trade) for trade in advice.giveaways],
+    }
+    proposal = advice.counter_proposal
+    if proposal is not None:
+        view["counter_proposal"] = package_json(proposal.package)
+        view["counter_proposal_outcome"] = {
+            "decision": f"DECISION_{proposal.evaluation.decision.value}",
+            "violations": [_violation(v) for v in proposal.evaluation.violations],
+            "required_approvers": list(proposal.evaluation.required_approvers),
+            "applied_trades": [
+                index
+                for index, trade in enumerate(advice.trades)
+                if any(trade is applied for applied in proposal.trades)
+            ],
+            "cost": proposal.cost,
+        }
+    if advice.truncated:
+        view["trades_truncated"] = True
+    return view
+
+
+def _trade(trade: Trade) -> dict[str, object]:
+    view: dict[str, object] = {
+        "rule_id": trade.rule_id,
+        "term_index": trade.term_index,
+        "summary": trade.summary,
+        "changes": [_change(change) for change in trade.changes],
+        "verified": trade.verified,
+        "cost": trade.cost,
+        "source": f"TRADE_SOURCE_{trade.source.value}",
+    }
+    if trade.needs_input:
+        view["needs_input"] = trade.needs_input
+    return view
+
+
+def _change(change: PackageChange) -> dict[str, object]:
+    view: dict[str, object] = {"op": f"OP_{change.op.value}", "term_index": change.term_index}
+    if change.field:
+        view["field"] = change.field
+    if change.op.value == "SET_FIELD":
+        view["value"] = to_json_value(change.value)
+    if change.term is not None:
+        view["term"] = {"type": change.term.type, "fields": to_json_value(change.term.fields)}
+    return view
 
 
 def package_json(package: TermPackage) -> dict[str, object]:

@@ -15,13 +15,19 @@ from typing import TypeAlias
 
 __all__ = [
     "APPROVER_ORDER",
+    "ChangeOp",
+    "CounterProposal",
     "Decision",
     "Evaluation",
     "Money",
+    "PackageChange",
     "RulesetRef",
     "Severity",
     "Term",
     "TermPackage",
+    "Trade",
+    "TradeAdvice",
+    "TradeSource",
     "Value",
     "Violation",
     "to_json_value",
@@ -118,6 +124,81 @@ class Evaluation:
     violations: tuple[Violation, ...]
     required_approvers: tuple[str, ...]
     ruleset: RulesetRef
+
+
+class ChangeOp(enum.Enum):
+    """What a change does to a package."""
+
+    SET_FIELD = "SET_FIELD"
+    REMOVE_FIELD = "REMOVE_FIELD"
+    ADD_TERM = "ADD_TERM"
+    REMOVE_TERM = "REMOVE_TERM"
+
+
+@dataclass(frozen=True, slots=True)
+class PackageChange:
+    """One change to a package; `term_index` refers to the package as sent (-1 for an added
+    term). A trade's changes apply together: field changes, then removals, then additions."""
+
+    op: ChangeOp
+    term_index: int = -1
+    field: str = ""
+    value: Value = None
+    term: Term | None = None
+
+
+class TradeSource(enum.Enum):
+    """Where a trade comes from."""
+
+    RULESET = "RULESET"  # a trade the rule's author wrote
+    REPAIR = "REPAIR"  # derived from the violated condition
+    ALTERNATIVE = "ALTERNATIVE"  # one branch of an any-of requirement
+    GIVEAWAY = "GIVEAWAY"  # a cheap term from the ruleset's giveaway bucket
+
+
+@dataclass(frozen=True, slots=True)
+class Trade:
+    """Changes that clear one violation (`rule_id` on `term_index`).
+
+    `verified` means the changed package was evaluated again: the rule no longer fires and
+    no new BLOCK or REVIEW appeared. A trade that needs a person (`needs_input`) is never
+    verified. `cost` is the concession cost from the ruleset's buckets.
+    """
+
+    rule_id: str
+    term_index: int
+    summary: str
+    changes: tuple[PackageChange, ...]
+    verified: bool
+    cost: float
+    source: TradeSource
+    needs_input: str = ""
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CounterProposal:
+    """The package with a set of verified trades applied, and how it evaluates."""
+
+    package: TermPackage
+    evaluation: Evaluation
+    trades: tuple[Trade, ...]
+    cost: float
+
+
+@dataclass(frozen=True, slots=True)
+class TradeAdvice:
+    """Trades per violation (cheapest first), the counter-proposal and the giveaways.
+
+    `counter_proposal` is None when no verified trade changes anything. `truncated` says
+    that a per-request limit stopped the search before every candidate was tried.
+    """
+
+    trades: tuple[Trade, ...]
+    counter_proposal: CounterProposal | None
+    giveaways: tuple[Trade, ...]
+    engine_calls: int
+    truncated: bool = False
 
 
 def to_json_value(value: Value) -> object:

@@ -47,6 +47,7 @@ __all__ = [
     "BatchError",
     "BatchItem",
     "Change",
+    "CounterProposalOutcome",
     "DeadlineExceededError",
     "Decision",
     "Evaluation",

@@ -109,10 +109,15 @@ class TermdeskClient:
         ruleset: str = "",
         version: int = 0,
         explain: bool = False,
+        previous: TermPackage | Mapping[str, Any] | None = None,
+        previous_decision_id: str = "",
+        skip_trades: bool = False,
         timeout: float | None = None,
     ) -> Evaluation:
         """Evaluates one package against `ruleset` (default: the server's) at `version`
         (0: the active one). `explain` adds, per rule, whether it matched and what it read.
+        `previous` (the last revision of the deal) marks each violation new, unchanged or
+        changed; `skip_trades` leaves out trades and the counter-proposal.
 
         Raises InvalidPackageError (also before sending, when a mapping is not the shape
         of a package), RulesetNotFoundError, DeadlineExceededError, UnavailableError,
@@ -123,7 +128,11 @@ class TermdeskClient:
             ruleset_version=version,
             package=convert.package_to_proto(as_package(package)),
             explain=explain,
+            previous_decision_id=previous_decision_id,
+            skip_trades=skip_trades,
         )
+        if previous is not None:
+            request.previous_package.CopyFrom(convert.package_to_proto(as_package(previous)))
         response = self._call(self._stub.Evaluate, request, timeout)
         return _read(convert.evaluation_from_proto, response)
 

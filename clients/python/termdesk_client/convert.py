@@ -24,10 +24,12 @@ from termdesk_client.models import (
     BatchItem,
     Change,
     ChangeOp,
+    CounterProposalOutcome,
     Decision,
     Evaluation,
     FieldInfo,
     FieldViolation,
+    RevisionStatus,
     RuleExplanation,
     RulesetRef,
     Severity,
@@ -35,6 +37,7 @@ from termdesk_client.models import (
     TermPackage,
     TermTypeInfo,
     Trade,
+    TradeSource,
     Violation,
     Vocabulary,
 )
@@ -67,6 +70,17 @@ _OPS: dict[int, ChangeOp] = {
     pb.Change.OP_REMOVE_FIELD: "REMOVE_FIELD",
     pb.Change.OP_ADD_TERM: "ADD_TERM",
     pb.Change.OP_REMOVE_TERM: "REMOVE_TERM",
+}
+_SOURCES: dict[int, TradeSource] = {
+    pb.TRADE_SOURCE_RULESET: "RULESET",
+    pb.TRADE_SOURCE_REPAIR: "REPAIR",
+    pb.TRADE_SOURCE_ALTERNATIVE: "ALTERNATIVE",
+    pb.TRADE_SOURCE_GIVEAWAY: "GIVEAWAY",
+}
+_REVISIONS: dict[int, RevisionStatus] = {
+    pb.REVISION_STATUS_NEW: "NEW",
+    pb.REVISION_STATUS_UNCHANGED: "UNCHANGED",
+    pb.REVISION_STATUS_CHANGED: "CHANGED",
 }
 # BadRequest.FieldViolation has no `help`: the server appends it to the description.
 _HELP = re.compile(r"(?P<description>.*) \(help: (?P<help>.*)\)", re.DOTALL)
@@ -154,6 +168,7 @@ def _violation(message: pb.Violation) -> Violation:
         actual=value_to_json(message.actual),
         message=message.message,
         rationale=message.rationale,
+        revision=_REVISIONS.get(message.revision, ""),
     )
 
 
@@ -173,6 +188,19 @@ def _trade(message: pb.Trade) -> Trade:
         summary=message.summary,
         changes=tuple(_change(change) for change in message.changes),
         verified=message.verified,
+        cost=message.cost,
+        term_index=message.term_index,
+        source=_SOURCES.get(message.source, "RULESET"),
+        needs_input=message.needs_input,
+    )
+
+
+def _outcome(message: pb.CounterProposalOutcome) -> CounterProposalOutcome:
+    return CounterProposalOutcome(
+        decision=_enum(_DECISIONS, message.decision, "decision"),
+        violations=tuple(_violation(violation) for violation in message.violations),
+        required_approvers=tuple(message.required_approvers),
+        applied_trades=tuple(message.applied_trades),
         cost=message.cost,
     )
 
@@ -207,6 +235,12 @@ def evaluation_from_proto(message: pb.EvaluateResponse) -> Evaluation:
         ),
         decision_id=message.decision_id,
         explanations=tuple(_explanation(item) for item in message.explanations),
+        giveaways=tuple(_trade(trade) for trade in message.giveaways),
+        counter_proposal_outcome=_outcome(message.counter_proposal_outcome)
+        if message.HasField("counter_proposal_outcome")
+        else None,
+        resolved_violations=tuple(_violation(v) for v in message.resolved_violations),
+        trades_truncated=message.trades_truncated,
     )
 
 

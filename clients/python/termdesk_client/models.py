@@ -23,10 +23,12 @@ __all__ = [
     "BatchItem",
     "Change",
     "ChangeOp",
+    "CounterProposalOutcome",
     "Decision",
     "Evaluation",
     "FieldInfo",
     "FieldViolation",
+    "RevisionStatus",
     "RuleExplanation",
     "RulesetRef",
     "Severity",
@@ -34,6 +36,7 @@ __all__ = [
     "TermPackage",
     "TermTypeInfo",
     "Trade",
+    "TradeSource",
     "Violation",
     "Vocabulary",
 ]
@@ -41,6 +44,9 @@ __all__ = [
 Decision = Literal["APPROVE", "NEEDS_APPROVAL", "REJECT"]
 Severity = Literal["BLOCK", "REVIEW", "WARN"]
 ChangeOp = Literal["SET_FIELD", "REMOVE_FIELD", "ADD_TERM", "REMOVE_TERM"]
+TradeSource = Literal["RULESET", "REPAIR", "ALTERNATIVE", "GIVEAWAY"]
+# How a violation compares with the previous revision; "" when none was sent.
+RevisionStatus = Literal["", "NEW", "UNCHANGED", "CHANGED"]
 
 
 class _Model(BaseModel):
@@ -80,6 +86,7 @@ class Violation(_Model):
     actual: JsonValue
     message: str
     rationale: str
+    revision: RevisionStatus = ""
 
 
 class Change(_Model):
@@ -100,6 +107,9 @@ class Trade(_Model):
     changes: tuple[Change, ...] = ()
     verified: bool = False
     cost: float = 0.0
+    term_index: int = -1
+    source: TradeSource = "RULESET"
+    needs_input: str = ""
 
 
 class RulesetRef(_Model):
@@ -124,6 +134,16 @@ class RuleExplanation(_Model):
     note: str = ""
 
 
+class CounterProposalOutcome(_Model):
+    """How the counter-proposal evaluates; `applied_trades` index `Evaluation.trades`."""
+
+    decision: Decision
+    violations: tuple[Violation, ...] = ()
+    required_approvers: tuple[str, ...] = ()
+    applied_trades: tuple[int, ...] = ()
+    cost: float = 0.0
+
+
 class Evaluation(_Model):
     """The answer to one package: the decision, why, and who must approve.
 
@@ -138,6 +158,10 @@ class Evaluation(_Model):
     ruleset: RulesetRef
     decision_id: str
     explanations: tuple[RuleExplanation, ...] = ()
+    giveaways: tuple[Trade, ...] = ()
+    counter_proposal_outcome: CounterProposalOutcome | None = None
+    resolved_violations: tuple[Violation, ...] = ()
+    trades_truncated: bool = False
 
 
 class FieldViolation(_Model):

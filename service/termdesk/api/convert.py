@@ -8,11 +8,25 @@ from typing import Any, cast
 from google.protobuf import struct_pb2
 
 from termdesk.explain import RuleExplanation
-from termdesk.model import Evaluation, Value, Violation, to_json_value
+from termdesk.model import (
+    ChangeOp,
+    Evaluation,
+    PackageChange,
+    Term,
+    TermPackage,
+    Trade,
+    TradeAdvice,
+    Value,
+    Violation,
+    to_json_value,
+)
+from termdesk.revision import Revision
 from termdesk.v1 import termdesk_pb2 as pb
 from termdesk.vocabulary import FieldSpec, Vocabulary
 
 __all__ = [
+    "add_advice",
+    "add_revision",
     "evaluation_to_proto",
     "package_to_json",
     "vocabulary_to_proto",
@@ -22,6 +36,23 @@ _DECISIONS = {
     "APPROVE": pb.DECISION_APPROVE,
     "NEEDS_APPROVAL": pb.DECISION_NEEDS_APPROVAL,
     "REJECT": pb.DECISION_REJECT,
+}
+_OPS = {
+    ChangeOp.SET_FIELD: pb.Change.OP_SET_FIELD,
+    ChangeOp.REMOVE_FIELD: pb.Change.OP_REMOVE_FIELD,
+    ChangeOp.ADD_TERM: pb.Change.OP_ADD_TERM,
+    ChangeOp.REMOVE_TERM: pb.Change.OP_REMOVE_TERM,
+}
+_SOURCES = {
+    "RULESET": pb.TRADE_SOURCE_RULESET,
+    "REPAIR": pb.TRADE_SOURCE_REPAIR,
+    "ALTERNATIVE": pb.TRADE_SOURCE_ALTERNATIVE,
+    "GIVEAWAY": pb.TRADE_SOURCE_GIVEAWAY,
+}
+_REVISIONS = {
+    "NEW": pb.REVISION_STATUS_NEW,
+    "UNCHANGED": pb.REVISION_STATUS_UNCHANGED,
+    "CHANGED": pb.REVISION_STATUS_CHANGED,
 }
 _SEVERITIES = {"WARN": pb.SEVERITY_WARN, "REVIEW": pb.SEVERITY_REVIEW, "BLOCK": pb.SEVERITY_BLOCK}
 
@@ -97,6 +128,69 @@ def evaluation_to_proto(
     for violation in evaluation.violations:
         _fill_violation(response.violations.add(), violation)
     return response
+
+
+def add_advice(response: pb.EvaluateResponse, advice: TradeAdvice) -> None:
+    """Fills trades, giveaways and the counter-proposal of a response."""
+    response.trades_truncated = advice.truncated
+    for trade in advice.trades:
+        _fill_trade(response.trades.add(), trade)
+    for trade in advice.giveaways:
+        _fill_trade(response.giveaways.add(), trade)
+    proposal = advice.counter_proposal
+    if proposal is None:
+        return
+    _fill_package(response.counter_proposal, proposal.package)
+    outcome = response.counter_proposal_outcome
+    outcome.decision = _DECISIONS[proposal.evaluation.decision.value]
+    outcome.required_approvers.extend(proposal.evaluation.required_approvers)
+    outcome.cost = proposal.cost
+    applied = {id(trade) for trade in proposal.trades}
+    outcome.applied_trades.extend(i for i, t in enumerate(advice.trades) if id(t) in applied)
+    for violation in proposal.evaluation.violations:
+        _fill_violation(outcome.violations.add(), violation)
+
+
+def add_revision(response: pb.EvaluateResponse, revision: Revision) -> None:
+    """Marks each violation new, unchanged or changed, and lists the resolved ones."""
+    for message, status in zip(response.violations, revision.statuses, strict=True):
+        message.revision = _REVISIONS[status.value]
+    for violation in revision.resolved:
+        _fill_violation(response.resolved_violations.add(), violation)
+
+
+def _fill_trade(message: pb.Trade, trade: Trade) -> None:
+    message.rule_id = trade.rule_id
+    message.term_index = trade.term_index
+    message.summary = trade.summary
+    message.verified = trade.verified
+    message.cost = trade.cost
+    message.source = _SOURCES[trade.source.value]
+    message.needs_input = trade.needs_input
+    for change in trade.changes:
+        _fill_change(message.changes.add(), change)
+
+
+def _fill_change(message: pb.Change, change: PackageChange) -> None:
+    message.op = _OPS[change.op]
+    message.term_index = change.term_index
+    message.field = change.field
+    if change.op is ChangeOp.SET_FIELD:
+        set_proto_value(message.value, change.value)
+    if change.term is not None:
+        _fill_term(message.term, change.term)
+
+
+def _fill_package(message: pb.TermPackage, package: TermPackage) -> None:
+    message.deal_id = package.deal_id
+    message.context.update(cast(dict[str, Any], to_json_value(package.context)))
+    for term in package.terms:
+        _fill_term(message.terms.add(), term)
+
+
+def _fill_term(message: pb.Term, term: Term) -> None:
+    message.type = term.type
+    message.fields.update(cast(dict[str, Any], to_json_value(term.fields)))
 
 
 def _fill_violation(message: pb.Violation, violation: Violation) -> None:

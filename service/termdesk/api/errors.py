@@ -33,6 +33,10 @@ __all__ = ["DOMAIN", "DeadlineError", "RequestError", "field_violations", "statu
 DOMAIN = "termdesk.v1"
 _MAX_PROBLEMS_IN_MESSAGE = 5
 _MAX_DETAILED = 5
+# Status details travel base64-encoded in the `grpc-status-details-bin` trailer, and gRPC
+# clients refuse metadata over 8 KiB by default (the call then fails RESOURCE_EXHAUSTED):
+# field violations beyond this many serialized bytes are counted, not sent.
+_MAX_FIELD_VIOLATION_BYTES = 4096
 
 
 class RequestError(TermdeskError):
@@ -84,12 +88,17 @@ def status_for(
         ]
         for violation in violations:
             violation.field = violation.field.lstrip(".")
+        sent = _within_budget(violations)
         reason = "INVALID_PACKAGE" if prefix else "INVALID_REQUEST"
+        counts = {
+            "field_violations": str(len(violations)),
+            "omitted": str(len(violations) - len(sent)),
+        }
         return _status(
             code_pb2.INVALID_ARGUMENT,
             message,
-            error_details_pb2.BadRequest(field_violations=violations),
-            error_details_pb2.ErrorInfo(reason=reason, domain=DOMAIN),
+            error_details_pb2.BadRequest(field_violations=sent),
+            error_details_pb2.ErrorInfo(reason=reason, domain=DOMAIN, metadata=counts),
         )
     if isinstance(error, RulesetNotFoundError):
         return _status(
@@ -159,6 +168,18 @@ def _admin_status(error: Exception, extra: Sequence[Message]) -> grpc.Status | N
 
 def _clip(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _within_budget(
+    violations: list[error_details_pb2.BadRequest.FieldViolation],
+) -> list[error_details_pb2.BadRequest.FieldViolation]:
+    """The leading violations whose serialized size fits the trailer budget."""
+    size = 0
+    for count, violation in enumerate(violations):
+        size += violation.ByteSize() + 4  # tag and length of the repeated field
+        if size > _MAX_FIELD_VIOLATION_BYTES:
+            return violations[:count]
+    return violations
 
 
 def _status(code: int, message: str, *details: Message) -> grpc.Status:

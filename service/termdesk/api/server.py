@@ -13,6 +13,11 @@ Rulesets come from a store (the default: SQLite under `data_dir`; or `store`, a
 PostgreSQL URL shared by replicas), which also keeps the decision log and serves the
 RulesetAdmin service when an admin token is configured; or, with `rulesets_dir` and no
 `store`, read-only from files as before.
+
+With `metrics_port` set, every process counts its calls (`termdesk.api.metrics`) and the
+first one serves /metrics for all of them (prometheus-client's multiprocess mode, in a
+fresh directory under TMPDIR unless PROMETHEUS_MULTIPROC_DIR names one). With
+`otlp_endpoint` set, every process traces its calls (`termdesk.api.tracing`).
 """
 
 from __future__ import annotations
@@ -21,7 +26,9 @@ import dataclasses
 import multiprocessing
 import multiprocessing.process
 import os
+import shutil
 import signal
+import tempfile
 import threading
 from collections.abc import Callable
 from concurrent import futures
@@ -29,8 +36,10 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import grpc
+import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -49,6 +58,10 @@ from termdesk.v1 import admin_pb2, admin_pb2_grpc
 from termdesk.v1 import termdesk_pb2 as pb
 from termdesk.v1 import termdesk_pb2_grpc as pb_grpc
 from termdesk.vocabulary import default_vocabulary
+
+if TYPE_CHECKING:
+    from termdesk.api.metrics import MetricsEndpoint
+    from termdesk.api.tracing import Tracing
 
 __all__ = ["RunningServer", "ServerConfig", "serve", "start"]
 
@@ -78,6 +91,12 @@ class ServerConfig:
     log_packages: bool = False
     log_level: str = "info"
     workers: int = 1
+    # Port of the Prometheus /metrics endpoint (on `host`); None: no metrics, 0: a free one.
+    metrics_port: int | None = None
+    # OTLP/gRPC collector to send traces to (e.g. http://otel-collector:4317); None: off.
+    otlp_endpoint: str | None = None
+    # Which of the `workers` processes this is; worker 0 supervises and serves /metrics.
+    worker: int = 0
     store: str | None = None  # sqlite:///PATH or postgresql://...; default: SQLite in data_dir
     data_dir: Path = Path("termdesk-data")
     tokens_file: Path | None = None
@@ -103,6 +122,8 @@ class RunningServer:
     port: int
     health: health.HealthServicer
     registry: RulesetRegistry
+    metrics_endpoint: MetricsEndpoint | None = None
+    tracing: Tracing | None = None
     closers: list[Callable[[], None]] = field(default_factory=list)
 
     def stop(self, grace: float, delay: float = 0.0) -> None:
@@ -114,6 +135,10 @@ class RunningServer:
         for close in self.closers:
             close()
         self.registry.close()
+        if self.metrics_endpoint is not None:
+            self.metrics_endpoint.stop()
+        if self.tracing is not None:
+            self.tracing.shutdown()
 
 
 @dataclass
@@ -158,9 +183,28 @@ def start(config: ServerConfig, registry: RulesetRegistry | None = None) -> Runn
         config.rulesets_dir or shipped_rulesets_dir(), config.default_ruleset
     )
     registry.evaluator()  # the default ruleset must exist before we listen
-    interceptors: list[grpc.ServerInterceptor] = (
-        [EvaluateTokenInterceptor(tokens)] if config.evaluate_auth == "token" else []
-    )
+    interceptors: list[grpc.ServerInterceptor] = []
+    tracing = None
+    if config.otlp_endpoint:
+        from termdesk.api.tracing import Tracing  # noqa: PLC0415 (heavy; only when asked)
+
+        tracing = Tracing(config.otlp_endpoint)
+        interceptors.append(tracing.interceptor())
+    metrics_endpoint = None
+    if config.metrics_port is not None:
+        # Imported only now: prometheus-client picks its multiprocess mode on first import.
+        from termdesk.api.metrics import Metrics  # noqa: PLC0415
+
+        metrics = Metrics()
+        metrics.install()
+        for evaluator in registry.active():
+            metrics.add_ruleset(evaluator.ruleset.name, evaluator.ruleset.version)
+        interceptors.append(metrics.interceptor())
+        if config.worker == 0:
+            metrics_endpoint = metrics.serve(config.host, config.metrics_port)
+            log.info("metrics listening", port=metrics_endpoint.port, path="/metrics")
+    if config.evaluate_auth == "token":
+        interceptors.append(EvaluateTokenInterceptor(tokens))
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=config.threads, thread_name_prefix="rpc"),
         interceptors=interceptors,
@@ -213,7 +257,9 @@ def start(config: ServerConfig, registry: RulesetRegistry | None = None) -> Runn
         tls=config.tls_cert is not None,
     )
     closers = [mode.close] if mode is not None else []
-    return RunningServer(server, port, health_servicer, registry, closers)
+    return RunningServer(
+        server, port, health_servicer, registry, metrics_endpoint, tracing, closers
+    )
 
 
 def _add_port(server: grpc.Server, config: ServerConfig) -> int:
@@ -239,7 +285,12 @@ def _redacted(url: str | None) -> str:
 
 def serve(config: ServerConfig) -> int:
     """Runs until SIGTERM or SIGINT, then drains; returns the process exit code."""
-    configure_logging(config.log_level)
+    extra: list[structlog.typing.Processor] = []
+    if config.otlp_endpoint:
+        from termdesk.api.tracing import add_trace_ids  # noqa: PLC0415 (heavy; only when asked)
+
+        extra.append(add_trace_ids)
+    configure_logging(config.log_level, extra)
     stopping = threading.Event()
 
     def on_signal(number: int, frame: FrameType | None) -> None:
@@ -249,10 +300,11 @@ def serve(config: ServerConfig) -> int:
     # Before `listening` is logged: a SIGTERM at any moment after it must drain.
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    metrics_dir = _multiprocess_metrics_dir(config)
     running = start(config)
     siblings = [
-        _spawn_worker(dataclasses.replace(config, port=running.port, workers=1))
-        for _ in range(config.workers - 1)
+        _spawn_worker(dataclasses.replace(config, port=running.port, workers=1, worker=index))
+        for index in range(1, config.workers)
     ]
     lost: list[int] = []
 
@@ -278,8 +330,21 @@ def serve(config: ServerConfig) -> int:
     running.stop(config.shutdown_grace, config.shutdown_delay)
     for sibling in siblings:
         sibling.join(config.shutdown_grace + config.shutdown_delay + 5)
+    if metrics_dir is not None:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
     log.info("stopped")
     return 1 if lost else 0
+
+
+def _multiprocess_metrics_dir(config: ServerConfig) -> str | None:
+    """A fresh directory for the workers' metric files, when this process must make one."""
+    if config.metrics_port is None or config.workers < 2 or config.worker != 0:
+        return None
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return None  # the operator's own (it must start empty)
+    directory = tempfile.mkdtemp(prefix="termdesk-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory  # inherited by the spawned workers
+    return directory
 
 
 def _spawn_worker(config: ServerConfig) -> multiprocessing.process.BaseProcess:

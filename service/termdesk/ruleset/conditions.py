@@ -526,6 +526,18 @@ def fields_in(condition: Condition | None) -> list[Field]:
     return found
 
 
+def other_terms_in(condition: Condition | None) -> list[tuple[str, Condition | None]]:
+    """The (term type, where) of every other term a condition looks for, in order."""
+    match condition:
+        case TermExists(term_type, where) | NoTerm(term_type, where):
+            return [(term_type, where)]
+        case AllOf(items) | AnyOf(items):
+            return [found for item in items for found in other_terms_in(item)]
+        case Not(item):
+            return other_terms_in(item)
+    return []
+
+
 def describe(condition: Condition | None) -> str:
     """The condition in the leaf syntax, for explanations (parameters shown by name)."""
     match condition:

@@ -108,6 +108,8 @@ class Ruleset:
     parameters: Mapping[str, ConstValue | tuple[ConstValue, ...]]
     buckets: Mapping[str, tuple[str, ...]]
     rules: tuple[Rule, ...]
+    # The fields a term gets when an automatic repair adds it or a giveaway offers it.
+    defaults: Mapping[str, Mapping[str, Value]] = dataclasses.field(default_factory=dict)
     tests: tuple[TestCase, ...] = ()
     source_file: str = ""
 

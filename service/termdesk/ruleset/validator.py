@@ -7,6 +7,7 @@ what an earlier one could not build:
     structure   keys and value kinds of the document, each rule and each test (pydantic)
     parameters  parameter names and values
     buckets     known term types, each in one bucket
+    defaults    the fields a term gets when a trade adds it or a giveaway offers it
     rules       ids, terms, approvers, conditions (names, types, parameters), messages
     trades      targets exist, values fit the field, no removal of a must-have
     limits      what the engine can hold (joins per rule, rules per ruleset)
@@ -109,6 +110,7 @@ class _DocumentShape(_Strict):
     version: int = 1
     parameters: dict[str, Any] = {}
     buckets: dict[Literal["must_have", "tradable", "giveaway"], list[str]] = {}
+    defaults: dict[str, dict[str, Any]] = {}
     rules: list[Any]
     tests: list[Any] = []
 
@@ -218,6 +220,7 @@ class _Checker:
         assert isinstance(shape, _DocumentShape)
         self.parameters = self.check_parameters(shape.parameters)
         buckets = self.check_buckets(shape.buckets)
+        defaults = self.check_defaults(shape.defaults)
         rules = self.check_rules(shape.rules, buckets)
         self.check_engine_size(rules)
         tests = self.check_tests(shape.tests, rules)
@@ -228,6 +231,7 @@ class _Checker:
             digest="sha256:" + hashlib.sha256(self.text.encode()).hexdigest(),
             parameters=self.parameters,
             buckets=buckets,
+            defaults=defaults,
             rules=tuple(rules),
             tests=tuple(tests),
             source_file=self.file,
@@ -366,6 +370,23 @@ class _Checker:
                 seen.setdefault(term_type, bucket)
             buckets[bucket] = tuple(types)
         return buckets
+
+    def check_defaults(
+        self, raw: Mapping[str, Mapping[str, Any]]
+    ) -> dict[str, Mapping[str, Value]]:
+        defaults: dict[str, Mapping[str, Value]] = {}
+        for term_type, fields in raw.items():
+            path: DocPath = ("defaults", term_type)
+            if self.vocabulary.term(term_type) is None:
+                self.report_unknown_term(term_type, path, "")
+                continue
+            resolved = {name: self.resolve_value(value, path, "") for name, value in fields.items()}
+            if any(value is _INVALID for value in resolved.values()):
+                continue
+            checked = self.check_term_fields(term_type, resolved, path, "")
+            if checked is not None:
+                defaults[term_type] = checked
+        return defaults
 
     def report_unknown_term(self, name: str, path: DocPath, rule_id: str) -> None:
         self.report(

@@ -22,58 +22,71 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1atermdesk/v1/termdesk.proto\x12\x0btermdesk.v1\x1a\x1cgoogle/protobuf/struct.proto\"w\n\x0f\x45valuateRequest\x12\x0f\n\x07ruleset\x18\x01 \x01(\t\x12\x17\n\x0fruleset_version\x18\x02 \x01(\x03\x12)\n\x07package\x18\x03 \x01(\x0b\x32\x18.termdesk.v1.TermPackage\x12\x0f\n\x07\x65xplain\x18\x04 \x01(\x08\"j\n\x0bTermPackage\x12\x0f\n\x07\x64\x65\x61l_id\x18\x01 \x01(\t\x12(\n\x07\x63ontext\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12 \n\x05terms\x18\x03 \x03(\x0b\x32\x11.termdesk.v1.Term\"=\n\x04Term\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\'\n\x06\x66ields\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\"\xd9\x01\n\tViolation\x12\x0f\n\x07rule_id\x18\x01 \x01(\t\x12\'\n\x08severity\x18\x02 \x01(\x0e\x32\x15.termdesk.v1.Severity\x12\x10\n\x08\x61pprover\x18\x03 \x01(\t\x12\x11\n\tterm_type\x18\x04 \x01(\t\x12\x12\n\nterm_index\x18\x05 \x01(\x05\x12\r\n\x05\x66ield\x18\x06 \x01(\t\x12&\n\x06\x61\x63tual\x18\x07 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x0f\n\x07message\x18\x08 \x01(\t\x12\x11\n\trationale\x18\t \x01(\t\"\xfd\x01\n\x06\x43hange\x12\"\n\x02op\x18\x01 \x01(\x0e\x32\x16.termdesk.v1.Change.Op\x12\x12\n\nterm_index\x18\x02 \x01(\x05\x12\r\n\x05\x66ield\x18\x03 \x01(\t\x12%\n\x05value\x18\x04 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x1f\n\x04term\x18\x05 \x01(\x0b\x32\x11.termdesk.v1.Term\"d\n\x02Op\x12\x12\n\x0eOP_UNSPECIFIED\x10\x00\x12\x10\n\x0cOP_SET_FIELD\x10\x01\x12\x13\n\x0fOP_REMOVE_FIELD\x10\x02\x12\x0f\n\x0bOP_ADD_TERM\x10\x03\x12\x12\n\x0eOP_REMOVE_TERM\x10\x04\"o\n\x05Trade\x12\x0f\n\x07rule_id\x18\x01 \x01(\t\x12\x0f\n\x07summary\x18\x02 \x01(\t\x12$\n\x07\x63hanges\x18\x03 \x03(\x0b\x32\x13.termdesk.v1.Change\x12\x10\n\x08verified\x18\x04 \x01(\x08\x12\x0c\n\x04\x63ost\x18\x05 \x01(\x01\";\n\nRulesetRef\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x0e\n\x06\x64igest\x18\x03 \x01(\t\"\xce\x02\n\x10\x45valuateResponse\x12\'\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0e\x32\x15.termdesk.v1.Decision\x12*\n\nviolations\x18\x02 \x03(\x0b\x32\x16.termdesk.v1.Violation\x12\"\n\x06trades\x18\x03 \x03(\x0b\x32\x12.termdesk.v1.Trade\x12\x32\n\x10\x63ounter_proposal\x18\x04 \x01(\x0b\x32\x18.termdesk.v1.TermPackage\x12\x1a\n\x12required_approvers\x18\x05 \x03(\t\x12(\n\x07ruleset\x18\x06 \x01(\x0b\x32\x17.termdesk.v1.RulesetRef\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x07 \x01(\t\x12\x32\n\x0c\x65xplanations\x18\x08 \x03(\x0b\x32\x1c.termdesk.v1.RuleExplanation\"\xc7\x01\n\x0fRuleExplanation\x12\x0f\n\x07rule_id\x18\x01 \x01(\t\x12\x12\n\nterm_index\x18\x02 \x01(\x05\x12\x10\n\x08violated\x18\x03 \x01(\x08\x12\x11\n\twhen_held\x18\x04 \x01(\x08\x12\x14\n\x0crequire_held\x18\x05 \x01(\x08\x12\x0c\n\x04when\x18\x06 \x01(\t\x12\x0f\n\x07require\x18\x07 \x01(\t\x12\'\n\x06values\x18\x08 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0c\n\x04note\x18\t \x01(\t\"l\n\x14\x45valuateBatchRequest\x12\x0f\n\x07ruleset\x18\x01 \x01(\t\x12\x17\n\x0fruleset_version\x18\x02 \x01(\x03\x12*\n\x08packages\x18\x03 \x03(\x0b\x32\x18.termdesk.v1.TermPackage\"B\n\x15\x45valuateBatchResponse\x12)\n\x07results\x18\x01 \x03(\x0b\x32\x18.termdesk.v1.BatchResult\"\x95\x01\n\x0b\x42\x61tchResult\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x0f\n\x07\x64\x65\x61l_id\x18\x02 \x01(\t\x12\x31\n\x08response\x18\x03 \x01(\x0b\x32\x1d.termdesk.v1.EvaluateResponseH\x00\x12(\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x17.termdesk.v1.BatchErrorH\x00\x42\t\n\x07outcome\"b\n\nBatchError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x35\n\x10\x66ield_violations\x18\x03 \x03(\x0b\x32\x1b.termdesk.v1.FieldViolation\"R\n\x0e\x46ieldViolation\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0c\n\x04help\x18\x04 \x01(\t\"\x16\n\x14GetVocabularyRequest\"v\n\x15GetVocabularyResponse\x12.\n\x0e\x63ontext_fields\x18\x01 \x03(\x0b\x32\x16.termdesk.v1.FieldInfo\x12-\n\nterm_types\x18\x02 \x03(\x0b\x32\x19.termdesk.v1.TermTypeInfo\"U\n\x0cTermTypeInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07meaning\x18\x02 \x01(\t\x12&\n\x06\x66ields\x18\x03 \x03(\x0b\x32\x16.termdesk.v1.FieldInfo\"\xe9\x01\n\tFieldInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x0f\n\x07meaning\x18\x03 \x01(\t\x12\x0c\n\x04unit\x18\x04 \x01(\t\x12\x0e\n\x06values\x18\x05 \x03(\t\x12\x14\n\x07minimum\x18\x06 \x01(\x01H\x00\x88\x01\x01\x12\x14\n\x07maximum\x18\x07 \x01(\x01H\x01\x88\x01\x01\x12%\n\x05items\x18\x08 \x01(\x0b\x32\x16.termdesk.v1.FieldInfo\x12&\n\x06\x66ields\x18\t \x03(\x0b\x32\x16.termdesk.v1.FieldInfoB\n\n\x08_minimumB\n\n\x08_maximum*l\n\x08\x44\x65\x63ision\x12\x18\n\x14\x44\x45\x43ISION_UNSPECIFIED\x10\x00\x12\x14\n\x10\x44\x45\x43ISION_APPROVE\x10\x01\x12\x1b\n\x17\x44\x45\x43ISION_NEEDS_APPROVAL\x10\x02\x12\x13\n\x0f\x44\x45\x43ISION_REJECT\x10\x03*`\n\x08Severity\x12\x18\n\x14SEVERITY_UNSPECIFIED\x10\x00\x12\x11\n\rSEVERITY_WARN\x10\x01\x12\x13\n\x0fSEVERITY_REVIEW\x10\x02\x12\x12\n\x0eSEVERITY_BLOCK\x10\x03\x32\x88\x02\n\rTermEvaluator\x12G\n\x08\x45valuate\x12\x1c.termdesk.v1.EvaluateRequest\x1a\x1d.termdesk.v1.EvaluateResponse\x12V\n\rEvaluateBatch\x12!.termdesk.v1.EvaluateBatchRequest\x1a\".termdesk.v1.EvaluateBatchResponse\x12V\n\rGetVocabulary\x12!.termdesk.v1.GetVocabularyRequest\x1a\".termdesk.v1.GetVocabularyResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1atermdesk/v1/termdesk.proto\x12\x0btermdesk.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\"\xde\x01\n\x0f\x45valuateRequest\x12\x0f\n\x07ruleset\x18\x01 \x01(\t\x12\x17\n\x0fruleset_version\x18\x02 \x01(\x03\x12)\n\x07package\x18\x03 \x01(\x0b\x32\x18.termdesk.v1.TermPackage\x12\x0f\n\x07\x65xplain\x18\x04 \x01(\x08\x12\x32\n\x10previous_package\x18\x05 \x01(\x0b\x32\x18.termdesk.v1.TermPackage\x12\x1c\n\x14previous_decision_id\x18\x06 \x01(\t\x12\x13\n\x0bskip_trades\x18\x07 \x01(\x08\"j\n\x0bTermPackage\x12\x0f\n\x07\x64\x65\x61l_id\x18\x01 \x01(\t\x12(\n\x07\x63ontext\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12 \n\x05terms\x18\x03 \x03(\x0b\x32\x11.termdesk.v1.Term\"=\n\x04Term\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\'\n\x06\x66ields\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\"\x88\x02\n\tViolation\x12\x0f\n\x07rule_id\x18\x01 \x01(\t\x12\'\n\x08severity\x18\x02 \x01(\x0e\x32\x15.termdesk.v1.Severity\x12\x10\n\x08\x61pprover\x18\x03 \x01(\t\x12\x11\n\tterm_type\x18\x04 \x01(\t\x12\x12\n\nterm_index\x18\x05 \x01(\x05\x12\r\n\x05\x66ield\x18\x06 \x01(\t\x12&\n\x06\x61\x63tual\x18\x07 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x0f\n\x07message\x18\x08 \x01(\t\x12\x11\n\trationale\x18\t \x01(\t\x12-\n\x08revision\x18\n \x01(\x0e\x32\x1b.termdesk.v1.RevisionStatus\"\xfd\x01\n\x06\x43hange\x12\"\n\x02op\x18\x01 \x01(\x0e\x32\x16.termdesk.v1.Change.Op\x12\x12\n\nterm_index\x18\x02 \x01(\x05\x12\r\n\x05\x66ield\x18\x03 \x01(\t\x12%\n\x05value\x18\x04 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x1f\n\x04term\x18\x05 \x01(\x0b\x32\x11.termdesk.v1.Term\"d\n\x02Op\x12\x12\n\x0eOP_UNSPECIFIED\x10\x00\x12\x10\n\x0cOP_SET_FIELD\x10\x01\x12\x13\n\x0fOP_REMOVE_FIELD\x10\x02\x12\x0f\n\x0bOP_ADD_TERM\x10\x03\x12\x12\n\x0eOP_REMOVE_TERM\x10\x04\"\xc2\x01\n\x05Trade\x12\x0f\n\x07rule_id\x18\x01 \x01(\t\x12\x0f\n\x07summary\x18\x02 \x01(\t\x12$\n\x07\x63hanges\x18\x03 \x03(\x0b\x32\x13.termdesk.v1.Change\x12\x10\n\x08verified\x18\x04 \x01(\x08\x12\x0c\n\x04\x63ost\x18\x05 \x01(\x01\x12\x12\n\nterm_index\x18\x06 \x01(\x05\x12(\n\x06source\x18\x07 \x01(\x0e\x32\x18.termdesk.v1.TradeSource\x12\x13\n\x0bneeds_input\x18\x08 \x01(\t\"\xaf\x01\n\x16\x43ounterProposalOutcome\x12\'\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0e\x32\x15.termdesk.v1.Decision\x12*\n\nviolations\x18\x02 \x03(\x0b\x32\x16.termdesk.v1.Violation\x12\x1a\n\x12required_approvers\x18\x03 \x03(\t\x12\x16\n\x0e\x61pplied_trades\x18\x04 \x03(\x05\x12\x0c\n\x04\x63ost\x18\x05 \x01(\x01\";\n\nRulesetRef\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x0e\n\x06\x64igest\x18\x03 \x01(\t\"\x8b\x04\n\x10\x45valuateResponse\x12\'\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0e\x32\x15.termdesk.v1.Decision\x12*\n\nviolations\x18\x02 \x03(\x0b\x32\x16.termdesk.v1.Violation\x12\"\n\x06trades\x18\x03 \x03(\x0b\x32\x12.termdesk.v1.Trade\x12\x32\n\x10\x63ounter_proposal\x18\x04 \x01(\x0b\x32\x18.termdesk.v1.TermPackage\x12\x1a\n\x12required_approvers\x18\x05 \x03(\t\x12(\n\x07ruleset\x18\x06 \x01(\x0b\x32\x17.termdesk.v1.RulesetRef\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x07 \x01(\t\x12\x32\n\x0c\x65xplanations\x18\x08 \x03(\x0b\x32\x1c.termdesk.v1.RuleExplanation\x12%\n\tgiveaways\x18\t \x03(\x0b\x32\x12.termdesk.v1.Trade\x12\x45\n\x18\x63ounter_proposal_outcome\x18\n \x01(\x0b\x32#.termdesk.v1.CounterProposalOutcome\x12\x33\n\x13resolved_violations\x18\x0b \x03(\x0b\x32\x16.termdesk.v1.Violation\x12\x18\n\x10trades_truncated\x18\x0c \x01(\x08\"\xc7\x01\n\x0fRuleExplanation\x12\x0f\n\x07rule_id\x18\x01 \x01(\t\x12\x12\n\nterm_index\x18\x02 \x01(\x05\x12\x10\n\x08violated\x18\x03 \x01(\x08\x12\x11\n\twhen_held\x18\x04 \x01(\x08\x12\x14\n\x0crequire_held\x18\x05 \x01(\x08\x12\x0c\n\x04when\x18\x06 \x01(\t\x12\x0f\n\x07require\x18\x07 \x01(\t\x12\'\n\x06values\x18\x08 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0c\n\x04note\x18\t \x01(\t\"\x81\x01\n\x14\x45valuateBatchRequest\x12\x0f\n\x07ruleset\x18\x01 \x01(\t\x12\x17\n\x0fruleset_version\x18\x02 \x01(\x03\x12*\n\x08packages\x18\x03 \x03(\x0b\x32\x18.termdesk.v1.TermPackage\x12\x13\n\x0bskip_trades\x18\x04 \x01(\x08\"B\n\x15\x45valuateBatchResponse\x12)\n\x07results\x18\x01 \x03(\x0b\x32\x18.termdesk.v1.BatchResult\"\x95\x01\n\x0b\x42\x61tchResult\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x0f\n\x07\x64\x65\x61l_id\x18\x02 \x01(\t\x12\x31\n\x08response\x18\x03 \x01(\x0b\x32\x1d.termdesk.v1.EvaluateResponseH\x00\x12(\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x17.termdesk.v1.BatchErrorH\x00\x42\t\n\x07outcome\"b\n\nBatchError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x35\n\x10\x66ield_violations\x18\x03 \x03(\x0b\x32\x1b.termdesk.v1.FieldViolation\"R\n\x0e\x46ieldViolation\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0c\n\x04help\x18\x04 \x01(\t\"\x16\n\x14GetVocabularyRequest\"v\n\x15GetVocabularyResponse\x12.\n\x0e\x63ontext_fields\x18\x01 \x03(\x0b\x32\x16.termdesk.v1.FieldInfo\x12-\n\nterm_types\x18\x02 \x03(\x0b\x32\x19.termdesk.v1.TermTypeInfo\"U\n\x0cTermTypeInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07meaning\x18\x02 \x01(\t\x12&\n\x06\x66ields\x18\x03 \x03(\x0b\x32\x16.termdesk.v1.FieldInfo\"\xe9\x01\n\tFieldInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x0f\n\x07meaning\x18\x03 \x01(\t\x12\x0c\n\x04unit\x18\x04 \x01(\t\x12\x0e\n\x06values\x18\x05 \x03(\t\x12\x14\n\x07minimum\x18\x06 \x01(\x01H\x00\x88\x01\x01\x12\x14\n\x07maximum\x18\x07 \x01(\x01H\x01\x88\x01\x01\x12%\n\x05items\x18\x08 \x01(\x0b\x32\x16.termdesk.v1.FieldInfo\x12&\n\x06\x66ields\x18\t \x03(\x0b\x32\x16.termdesk.v1.FieldInfoB\n\n\x08_minimumB\n\n\x08_maximum*l\n\x08\x44\x65\x63ision\x12\x18\n\x14\x44\x45\x43ISION_UNSPECIFIED\x10\x00\x12\x14\n\x10\x44\x45\x43ISION_APPROVE\x10\x01\x12\x1b\n\x17\x44\x45\x43ISION_NEEDS_APPROVAL\x10\x02\x12\x13\n\x0f\x44\x45\x43ISION_REJECT\x10\x03*`\n\x08Severity\x12\x18\n\x14SEVERITY_UNSPECIFIED\x10\x00\x12\x11\n\rSEVERITY_WARN\x10\x01\x12\x13\n\x0fSEVERITY_REVIEW\x10\x02\x12\x12\n\x0eSEVERITY_BLOCK\x10\x03*\x86\x01\n\x0eRevisionStatus\x12\x1f\n\x1bREVISION_STATUS_UNSPECIFIED\x10\x00\x12\x17\n\x13REVISION_STATUS_NEW\x10\x01\x12\x1d\n\x19REVISION_STATUS_UNCHANGED\x10\x02\x12\x1b\n\x17REVISION_STATUS_CHANGED\x10\x03*\x97\x01\n\x0bTradeSource\x12\x1c\n\x18TRADE_SOURCE_UNSPECIFIED\x10\x00\x12\x18\n\x14TRADE_SOURCE_RULESET\x10\x01\x12\x17\n\x13TRADE_SOURCE_REPAIR\x10\x02\x12\x1c\n\x18TRADE_SOURCE_ALTERNATIVE\x10\x03\x12\x19\n\x15TRADE_SOURCE_GIVEAWAY\x10\x04\x32\xd8\x02\n\rTermEvaluator\x12`\n\x08\x45valuate\x12\x1c.termdesk.v1.EvaluateRequest\x1a\x1d.termdesk.v1.EvaluateResponse\"\x17\x82\xd3\xe4\x93\x02\x11\"\x0c/v1/evaluate:\x01*\x12u\n\rEvaluateBatch\x12!.termdesk.v1.EvaluateBatchRequest\x1a\".termdesk.v1.EvaluateBatchResponse\"\x1d\x82\xd3\xe4\x93\x02\x17\"\x12/v1/evaluate:batch:\x01*\x12n\n\rGetVocabulary\x12!.termdesk.v1.GetVocabularyRequest\x1a\".termdesk.v1.GetVocabularyResponse\"\x16\x82\xd3\xe4\x93\x02\x10\x12\x0e/v1/vocabularyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'termdesk.v1.termdesk_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_DECISION']._serialized_start=2535
-  _globals['_DECISION']._serialized_end=2643
-  _globals['_SEVERITY']._serialized_start=2645
-  _globals['_SEVERITY']._serialized_end=2741
-  _globals['_EVALUATEREQUEST']._serialized_start=73
-  _globals['_EVALUATEREQUEST']._serialized_end=192
-  _globals['_TERMPACKAGE']._serialized_start=194
-  _globals['_TERMPACKAGE']._serialized_end=300
-  _globals['_TERM']._serialized_start=302
-  _globals['_TERM']._serialized_end=363
-  _globals['_VIOLATION']._serialized_start=366
-  _globals['_VIOLATION']._serialized_end=583
-  _globals['_CHANGE']._serialized_start=586
-  _globals['_CHANGE']._serialized_end=839
-  _globals['_CHANGE_OP']._serialized_start=739
-  _globals['_CHANGE_OP']._serialized_end=839
-  _globals['_TRADE']._serialized_start=841
-  _globals['_TRADE']._serialized_end=952
-  _globals['_RULESETREF']._serialized_start=954
-  _globals['_RULESETREF']._serialized_end=1013
-  _globals['_EVALUATERESPONSE']._serialized_start=1016
-  _globals['_EVALUATERESPONSE']._serialized_end=1350
-  _globals['_RULEEXPLANATION']._serialized_start=1353
-  _globals['_RULEEXPLANATION']._serialized_end=1552
-  _globals['_EVALUATEBATCHREQUEST']._serialized_start=1554
-  _globals['_EVALUATEBATCHREQUEST']._serialized_end=1662
-  _globals['_EVALUATEBATCHRESPONSE']._serialized_start=1664
-  _globals['_EVALUATEBATCHRESPONSE']._serialized_end=1730
-  _globals['_BATCHRESULT']._serialized_start=1733
-  _globals['_BATCHRESULT']._serialized_end=1882
-  _globals['_BATCHERROR']._serialized_start=1884
-  _globals['_BATCHERROR']._serialized_end=1982
-  _globals['_FIELDVIOLATION']._serialized_start=1984
-  _globals['_FIELDVIOLATION']._serialized_end=2066
-  _globals['_GETVOCABULARYREQUEST']._serialized_start=2068
-  _globals['_GETVOCABULARYREQUEST']._serialized_end=2090
-  _globals['_GETVOCABULARYRESPONSE']._serialized_start=2092
-  _globals['_GETVOCABULARYRESPONSE']._serialized_end=2210
-  _globals['_TERMTYPEINFO']._serialized_start=2212
-  _globals['_TERMTYPEINFO']._serialized_end=2297
-  _globals['_FIELDINFO']._serialized_start=2300
-  _globals['_FIELDINFO']._serialized_end=2533
-  _globals['_TERMEVALUATOR']._serialized_start=2744
-  _globals['_TERMEVALUATOR']._serialized_end=3008
+  _globals['_TERMEVALUATOR'].methods_by_name['Evaluate']._loaded_options = None
+  _globals['_TERMEVALUATOR'].methods_by_name['Evaluate']._serialized_options = b'\202\323\344\223\002\021\"\014/v1/evaluate:\001*'
+  _globals['_TERMEVALUATOR'].methods_by_name['EvaluateBatch']._loaded_options = None
+  _globals['_TERMEVALUATOR'].methods_by_name['EvaluateBatch']._serialized_options = b'\202\323\344\223\002\027\"\022/v1/evaluate:batch:\001*'
+  _globals['_TERMEVALUATOR'].methods_by_name['GetVocabulary']._loaded_options = None
+  _globals['_TERMEVALUATOR'].methods_by_name['GetVocabulary']._serialized_options = b'\202\323\344\223\002\020\022\016/v1/vocabulary'
+  _globals['_DECISION']._serialized_start=3189
+  _globals['_DECISION']._serialized_end=3297
+  _globals['_SEVERITY']._serialized_start=3299
+  _globals['_SEVERITY']._serialized_end=3395
+  _globals['_REVISIONSTATUS']._serialized_start=3398
+  _globals['_REVISIONSTATUS']._serialized_end=3532
+  _globals['_TRADESOURCE']._serialized_start=3535
+  _globals['_TRADESOURCE']._serialized_end=3686
+  _globals['_EVALUATEREQUEST']._serialized_start=104
+  _globals['_EVALUATEREQUEST']._serialized_end=326
+  _globals['_TERMPACKAGE']._serialized_start=328
+  _globals['_TERMPACKAGE']._serialized_end=434
+  _globals['_TERM']._serialized_start=436
+  _globals['_TERM']._serialized_end=497
+  _globals['_VIOLATION']._serialized_start=500
+  _globals['_VIOLATION']._serialized_end=764
+  _globals['_CHANGE']._serialized_start=767
+  _globals['_CHANGE']._serialized_end=1020
+  _globals['_CHANGE_OP']._serialized_start=920
+  _globals['_CHANGE_OP']._serialized_end=1020
+  _globals['_TRADE']._serialized_start=1023
+  _globals['_TRADE']._serialized_end=1217
+  _globals['_COUNTERPROPOSALOUTCOME']._serialized_start=1220
+  _globals['_COUNTERPROPOSALOUTCOME']._serialized_end=1395
+  _globals['_RULESETREF']._serialized_start=1397
+  _globals['_RULESETREF']._serialized_end=1456
+  _globals['_EVALUATERESPONSE']._serialized_start=1459
+  _globals['_EVALUATERESPONSE']._serialized_end=1982
+  _globals['_RULEEXPLANATION']._serialized_start=1985
+  _globals['_RULEEXPLANATION']._serialized_end=2184
+  _globals['_EVALUATEBATCHREQUEST']._serialized_start=2187
+  _globals['_EVALUATEBATCHREQUEST']._serialized_end=2316
+  _globals['_EVALUATEBATCHRESPONSE']._serialized_start=2318
+  _globals['_EVALUATEBATCHRESPONSE']._serialized_end=2384
+  _globals['_BATCHRESULT']._serialized_start=2387
+  _globals['_BATCHRESULT']._serialized_end=2536
+  _globals['_BATCHERROR']._serialized_start=2538
+  _globals['_BATCHERROR']._serialized_end=2636
+  _globals['_FIELDVIOLATION']._serialized_start=2638
+  _globals['_FIELDVIOLATION']._serialized_end=2720
+  _globals['_GETVOCABULARYREQUEST']._serialized_start=2722
+  _globals['_GETVOCABULARYREQUEST']._serialized_end=2744
+  _globals['_GETVOCABULARYRESPONSE']._serialized_start=2746
+  _globals['_GETVOCABULARYRESPONSE']._serialized_end=2864
+  _globals['_TERMTYPEINFO']._serialized_start=2866
+  _globals['_TERMTYPEINFO']._serialized_end=2951
+  _globals['_FIELDINFO']._serialized_start=2954
+  _globals['_FIELDINFO']._serialized_end=3187
+  _globals['_TERMEVALUATOR']._serialized_start=3689
+  _globals['_TERMEVALUATOR']._serialized_end=4033
 # @@protoc_insertion_point(module_scope)

@@ -62,6 +62,63 @@ SEVERITY_REVIEW: Severity.ValueType  # 2
 SEVERITY_BLOCK: Severity.ValueType  # 3
 Global___Severity: _TypeAlias = Severity  # noqa: Y015
 
+class _RevisionStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RevisionStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RevisionStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    REVISION_STATUS_UNSPECIFIED: _RevisionStatus.ValueType  # 0
+    REVISION_STATUS_NEW: _RevisionStatus.ValueType  # 1
+    """The previous revision did not break this rule on this term."""
+    REVISION_STATUS_UNCHANGED: _RevisionStatus.ValueType  # 2
+    """Broken before, with the same value."""
+    REVISION_STATUS_CHANGED: _RevisionStatus.ValueType  # 3
+    """Broken before, with another value (the partner moved, not far enough)."""
+
+class RevisionStatus(_RevisionStatus, metaclass=_RevisionStatusEnumTypeWrapper):
+    """How a violation compares with the previous revision of the package. Violations are
+    matched by rule id, term type and the term's position among the terms of its type.
+    """
+
+REVISION_STATUS_UNSPECIFIED: RevisionStatus.ValueType  # 0
+REVISION_STATUS_NEW: RevisionStatus.ValueType  # 1
+"""The previous revision did not break this rule on this term."""
+REVISION_STATUS_UNCHANGED: RevisionStatus.ValueType  # 2
+"""Broken before, with the same value."""
+REVISION_STATUS_CHANGED: RevisionStatus.ValueType  # 3
+"""Broken before, with another value (the partner moved, not far enough)."""
+Global___RevisionStatus: _TypeAlias = RevisionStatus  # noqa: Y015
+
+class _TradeSource:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _TradeSourceEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_TradeSource.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    TRADE_SOURCE_UNSPECIFIED: _TradeSource.ValueType  # 0
+    TRADE_SOURCE_RULESET: _TradeSource.ValueType  # 1
+    """Written in the rule's `trades`."""
+    TRADE_SOURCE_REPAIR: _TradeSource.ValueType  # 2
+    """Derived from the violated condition (a bound, a required value, a missing term)."""
+    TRADE_SOURCE_ALTERNATIVE: _TradeSource.ValueType  # 3
+    """One branch of an any-of requirement."""
+    TRADE_SOURCE_GIVEAWAY: _TradeSource.ValueType  # 4
+    """A cheap term of the ruleset's giveaway bucket, offered with a counter-proposal."""
+
+class TradeSource(_TradeSource, metaclass=_TradeSourceEnumTypeWrapper): ...
+
+TRADE_SOURCE_UNSPECIFIED: TradeSource.ValueType  # 0
+TRADE_SOURCE_RULESET: TradeSource.ValueType  # 1
+"""Written in the rule's `trades`."""
+TRADE_SOURCE_REPAIR: TradeSource.ValueType  # 2
+"""Derived from the violated condition (a bound, a required value, a missing term)."""
+TRADE_SOURCE_ALTERNATIVE: TradeSource.ValueType  # 3
+"""One branch of an any-of requirement."""
+TRADE_SOURCE_GIVEAWAY: TradeSource.ValueType  # 4
+"""A cheap term of the ruleset's giveaway bucket, offered with a counter-proposal."""
+Global___TradeSource: _TypeAlias = TradeSource  # noqa: Y015
+
 @_typing.final
 class EvaluateRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
@@ -70,14 +127,27 @@ class EvaluateRequest(_message.Message):
     RULESET_VERSION_FIELD_NUMBER: _builtins.int
     PACKAGE_FIELD_NUMBER: _builtins.int
     EXPLAIN_FIELD_NUMBER: _builtins.int
+    PREVIOUS_PACKAGE_FIELD_NUMBER: _builtins.int
+    PREVIOUS_DECISION_ID_FIELD_NUMBER: _builtins.int
+    SKIP_TRADES_FIELD_NUMBER: _builtins.int
     ruleset: _builtins.str
     """Ruleset name; empty means the server's default ruleset."""
     ruleset_version: _builtins.int
     """Ruleset version; 0 means the active version."""
     explain: _builtins.bool
     """Adds, per rule, whether it matched and the values it read."""
+    previous_decision_id: _builtins.str
+    """The decision id of the previous revision, recorded in the decision log."""
+    skip_trades: _builtins.bool
+    """Leaves out trades, counter-proposal and giveaways (faster, for decision-only sweeps)."""
     @_builtins.property
     def package(self) -> Global___TermPackage: ...
+    @_builtins.property
+    def previous_package(self) -> Global___TermPackage:
+        """The previous revision of the same deal: each violation then says whether it is new,
+        unchanged or changed since, and `resolved_violations` lists what no longer fires.
+        """
+
     def __init__(
         self,
         *,
@@ -85,10 +155,13 @@ class EvaluateRequest(_message.Message):
         ruleset_version: _builtins.int = ...,
         package: Global___TermPackage | None = ...,
         explain: _builtins.bool = ...,
+        previous_package: Global___TermPackage | None = ...,
+        previous_decision_id: _builtins.str = ...,
+        skip_trades: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["package", b"package"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["package", b"package", "previous_package", b"previous_package"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["explain", b"explain", "package", b"package", "ruleset", b"ruleset", "ruleset_version", b"ruleset_version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["explain", b"explain", "package", b"package", "previous_decision_id", b"previous_decision_id", "previous_package", b"previous_package", "ruleset", b"ruleset", "ruleset_version", b"ruleset_version", "skip_trades", b"skip_trades"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -165,6 +238,7 @@ class Violation(_message.Message):
     ACTUAL_FIELD_NUMBER: _builtins.int
     MESSAGE_FIELD_NUMBER: _builtins.int
     RATIONALE_FIELD_NUMBER: _builtins.int
+    REVISION_FIELD_NUMBER: _builtins.int
     rule_id: _builtins.str
     severity: Global___Severity.ValueType
     approver: _builtins.str
@@ -177,6 +251,8 @@ class Violation(_message.Message):
     field: _builtins.str
     message: _builtins.str
     rationale: _builtins.str
+    revision: Global___RevisionStatus.ValueType
+    """Filled when the request carried a previous package."""
     @_builtins.property
     def actual(self) -> _struct_pb2.Value: ...
     def __init__(
@@ -191,10 +267,11 @@ class Violation(_message.Message):
         actual: _struct_pb2.Value | None = ...,
         message: _builtins.str = ...,
         rationale: _builtins.str = ...,
+        revision: Global___RevisionStatus.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["actual", b"actual"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actual", b"actual", "approver", b"approver", "field", b"field", "message", b"message", "rationale", b"rationale", "rule_id", b"rule_id", "severity", b"severity", "term_index", b"term_index", "term_type", b"term_type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actual", b"actual", "approver", b"approver", "field", b"field", "message", b"message", "rationale", b"rationale", "revision", b"revision", "rule_id", b"rule_id", "severity", b"severity", "term_index", b"term_index", "term_type", b"term_type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -258,7 +335,11 @@ Global___Change: _TypeAlias = Change  # noqa: Y015
 
 @_typing.final
 class Trade(_message.Message):
-    """A concrete change that would clear a violation."""
+    """A concrete change that would clear a violation. `verified` trades were applied to a
+    copy of the package and evaluated again: the rule no longer fires and no new BLOCK or
+    REVIEW appeared. A trade with `needs_input` has no changes a machine can make (a text, a
+    scope) and is never verified.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -267,10 +348,23 @@ class Trade(_message.Message):
     CHANGES_FIELD_NUMBER: _builtins.int
     VERIFIED_FIELD_NUMBER: _builtins.int
     COST_FIELD_NUMBER: _builtins.int
+    TERM_INDEX_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    NEEDS_INPUT_FIELD_NUMBER: _builtins.int
     rule_id: _builtins.str
+    """The rule it clears; empty for a giveaway."""
     summary: _builtins.str
+    """In conditional language: "If you need net-15 payment terms, then we need ..."."""
     verified: _builtins.bool
     cost: _builtins.float
+    """Concession cost from the ruleset's buckets (giveaway 1, tradable 2, must-have 4 per
+    change); trades of one violation are listed cheapest first.
+    """
+    term_index: _builtins.int
+    """The term of the violation it clears (as in Violation.term_index)."""
+    source: Global___TradeSource.ValueType
+    needs_input: _builtins.str
+    """What a person must supply, e.g. "write the net revenue definition"."""
     @_builtins.property
     def changes(self) -> _containers.RepeatedCompositeFieldContainer[Global___Change]: ...
     def __init__(
@@ -281,14 +375,57 @@ class Trade(_message.Message):
         changes: _abc.Iterable[Global___Change] | None = ...,
         verified: _builtins.bool = ...,
         cost: _builtins.float = ...,
+        term_index: _builtins.int = ...,
+        source: Global___TradeSource.ValueType = ...,
+        needs_input: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["changes", b"changes", "cost", b"cost", "rule_id", b"rule_id", "summary", b"summary", "verified", b"verified"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changes", b"changes", "cost", b"cost", "needs_input", b"needs_input", "rule_id", b"rule_id", "source", b"source", "summary", b"summary", "term_index", b"term_index", "verified", b"verified"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Trade: _TypeAlias = Trade  # noqa: Y015
+
+@_typing.final
+class CounterProposalOutcome(_message.Message):
+    """How the counter-proposal evaluates, and what it took."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DECISION_FIELD_NUMBER: _builtins.int
+    VIOLATIONS_FIELD_NUMBER: _builtins.int
+    REQUIRED_APPROVERS_FIELD_NUMBER: _builtins.int
+    APPLIED_TRADES_FIELD_NUMBER: _builtins.int
+    COST_FIELD_NUMBER: _builtins.int
+    decision: Global___Decision.ValueType
+    cost: _builtins.float
+    @_builtins.property
+    def violations(self) -> _containers.RepeatedCompositeFieldContainer[Global___Violation]:
+        """What still fires in the counter-proposal (indices into it): no trade could clear it."""
+
+    @_builtins.property
+    def required_approvers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def applied_trades(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Indices into EvaluateResponse.trades of the trades applied."""
+
+    def __init__(
+        self,
+        *,
+        decision: Global___Decision.ValueType = ...,
+        violations: _abc.Iterable[Global___Violation] | None = ...,
+        required_approvers: _abc.Iterable[_builtins.str] | None = ...,
+        applied_trades: _abc.Iterable[_builtins.int] | None = ...,
+        cost: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied_trades", b"applied_trades", "cost", b"cost", "decision", b"decision", "required_approvers", b"required_approvers", "violations", b"violations"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CounterProposalOutcome: _TypeAlias = CounterProposalOutcome  # noqa: Y015
 
 @_typing.final
 class RulesetRef(_message.Message):
@@ -327,8 +464,14 @@ class EvaluateResponse(_message.Message):
     RULESET_FIELD_NUMBER: _builtins.int
     DECISION_ID_FIELD_NUMBER: _builtins.int
     EXPLANATIONS_FIELD_NUMBER: _builtins.int
+    GIVEAWAYS_FIELD_NUMBER: _builtins.int
+    COUNTER_PROPOSAL_OUTCOME_FIELD_NUMBER: _builtins.int
+    RESOLVED_VIOLATIONS_FIELD_NUMBER: _builtins.int
+    TRADES_TRUNCATED_FIELD_NUMBER: _builtins.int
     decision: Global___Decision.ValueType
     decision_id: _builtins.str
+    trades_truncated: _builtins.bool
+    """A per-request limit stopped the search for trades before every candidate was tried."""
     @_builtins.property
     def violations(self) -> _containers.RepeatedCompositeFieldContainer[Global___Violation]: ...
     @_builtins.property
@@ -345,6 +488,20 @@ class EvaluateResponse(_message.Message):
     def explanations(self) -> _containers.RepeatedCompositeFieldContainer[Global___RuleExplanation]:
         """Filled when the request asked to explain: one entry per rule and matched term."""
 
+    @_builtins.property
+    def giveaways(self) -> _containers.RepeatedCompositeFieldContainer[Global___Trade]:
+        """When the decision is not APPROVE: giveaway terms not in the package, to offer with the
+        counter-proposal.
+        """
+
+    @_builtins.property
+    def counter_proposal_outcome(self) -> Global___CounterProposalOutcome:
+        """Set when `counter_proposal` is."""
+
+    @_builtins.property
+    def resolved_violations(self) -> _containers.RepeatedCompositeFieldContainer[Global___Violation]:
+        """Violations of `previous_package` that no longer fire (term indices into it)."""
+
     def __init__(
         self,
         *,
@@ -356,10 +513,14 @@ class EvaluateResponse(_message.Message):
         ruleset: Global___RulesetRef | None = ...,
         decision_id: _builtins.str = ...,
         explanations: _abc.Iterable[Global___RuleExplanation] | None = ...,
+        giveaways: _abc.Iterable[Global___Trade] | None = ...,
+        counter_proposal_outcome: Global___CounterProposalOutcome | None = ...,
+        resolved_violations: _abc.Iterable[Global___Violation] | None = ...,
+        trades_truncated: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["counter_proposal", b"counter_proposal", "ruleset", b"ruleset"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["counter_proposal", b"counter_proposal", "counter_proposal_outcome", b"counter_proposal_outcome", "ruleset", b"ruleset"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["counter_proposal", b"counter_proposal", "decision", b"decision", "decision_id", b"decision_id", "explanations", b"explanations", "required_approvers", b"required_approvers", "ruleset", b"ruleset", "trades", b"trades", "violations", b"violations"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["counter_proposal", b"counter_proposal", "counter_proposal_outcome", b"counter_proposal_outcome", "decision", b"decision", "decision_id", b"decision_id", "explanations", b"explanations", "giveaways", b"giveaways", "required_approvers", b"required_approvers", "resolved_violations", b"resolved_violations", "ruleset", b"ruleset", "trades", b"trades", "trades_truncated", b"trades_truncated", "violations", b"violations"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -395,7 +556,9 @@ class RuleExplanation(_message.Message):
     """Why the rule did not apply, e.g. "the package has no `mfn` term"."""
     @_builtins.property
     def values(self) -> _struct_pb2.Struct:
-        """The values the rule read, by field name (`context.<field>` for the deal context)."""
+        """The values the rule read, by field name: `<field>` of the matched term,
+        `context.<field>` of the deal context, `<type>[<i>].<field>` of other terms it looks for.
+        """
 
     def __init__(
         self,
@@ -425,10 +588,13 @@ class EvaluateBatchRequest(_message.Message):
     RULESET_FIELD_NUMBER: _builtins.int
     RULESET_VERSION_FIELD_NUMBER: _builtins.int
     PACKAGES_FIELD_NUMBER: _builtins.int
+    SKIP_TRADES_FIELD_NUMBER: _builtins.int
     ruleset: _builtins.str
     """Ruleset name; empty means the server's default ruleset."""
     ruleset_version: _builtins.int
     """Ruleset version; 0 means the active version when the batch starts."""
+    skip_trades: _builtins.bool
+    """Leaves out trades, counter-proposals and giveaways."""
     @_builtins.property
     def packages(self) -> _containers.RepeatedCompositeFieldContainer[Global___TermPackage]: ...
     def __init__(
@@ -437,10 +603,11 @@ class EvaluateBatchRequest(_message.Message):
         ruleset: _builtins.str = ...,
         ruleset_version: _builtins.int = ...,
         packages: _abc.Iterable[Global___TermPackage] | None = ...,
+        skip_trades: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["packages", b"packages", "ruleset", b"ruleset", "ruleset_version", b"ruleset_version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["packages", b"packages", "ruleset", b"ruleset", "ruleset_version", b"ruleset_version", "skip_trades", b"skip_trades"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -61,7 +61,9 @@ class TermEvaluatorServicer:
     def Evaluate(self, request, context):
         """Evaluate one term package. A package that does not fit the vocabulary fails with
         INVALID_ARGUMENT carrying a google.rpc.BadRequest with one field violation per
-        problem; an unknown ruleset or version fails with NOT_FOUND.
+        problem (the first 4 KB of them: the google.rpc.ErrorInfo metadata `field_violations`
+        counts them all, `omitted` those not sent); an unknown ruleset or version fails with
+        NOT_FOUND.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

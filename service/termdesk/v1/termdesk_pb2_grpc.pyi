@@ -42,7 +42,9 @@ class TermEvaluatorStub:
     Evaluate: _grpc.UnaryUnaryMultiCallable[_termdesk_pb2.EvaluateRequest, _termdesk_pb2.EvaluateResponse]
     """Evaluate one term package. A package that does not fit the vocabulary fails with
     INVALID_ARGUMENT carrying a google.rpc.BadRequest with one field violation per
-    problem; an unknown ruleset or version fails with NOT_FOUND.
+    problem (the first 4 KB of them: the google.rpc.ErrorInfo metadata `field_violations`
+    counts them all, `omitted` those not sent); an unknown ruleset or version fails with
+    NOT_FOUND.
     """
     EvaluateBatch: _grpc.UnaryUnaryMultiCallable[_termdesk_pb2.EvaluateBatchRequest, _termdesk_pb2.EvaluateBatchResponse]
     """EvaluateBatch evaluates many packages against one ruleset version, for automated
@@ -63,7 +65,9 @@ class TermEvaluatorAsyncStub(TermEvaluatorStub):
     Evaluate: _aio.UnaryUnaryMultiCallable[_termdesk_pb2.EvaluateRequest, _termdesk_pb2.EvaluateResponse]  # type: ignore[assignment]
     """Evaluate one term package. A package that does not fit the vocabulary fails with
     INVALID_ARGUMENT carrying a google.rpc.BadRequest with one field violation per
-    problem; an unknown ruleset or version fails with NOT_FOUND.
+    problem (the first 4 KB of them: the google.rpc.ErrorInfo metadata `field_violations`
+    counts them all, `omitted` those not sent); an unknown ruleset or version fails with
+    NOT_FOUND.
     """
     EvaluateBatch: _aio.UnaryUnaryMultiCallable[_termdesk_pb2.EvaluateBatchRequest, _termdesk_pb2.EvaluateBatchResponse]  # type: ignore[assignment]
     """EvaluateBatch evaluates many packages against one ruleset version, for automated
@@ -87,7 +91,9 @@ class TermEvaluatorServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_termdesk_pb2.EvaluateResponse, _abc.Awaitable[_termdesk_pb2.EvaluateResponse]]:
         """Evaluate one term package. A package that does not fit the vocabulary fails with
         INVALID_ARGUMENT carrying a google.rpc.BadRequest with one field violation per
-        problem; an unknown ruleset or version fails with NOT_FOUND.
+        problem (the first 4 KB of them: the google.rpc.ErrorInfo metadata `field_violations`
+        counts them all, `omitted` those not sent); an unknown ruleset or version fails with
+        NOT_FOUND.
         """
 
     @_abc_1.abstractmethod

@@ -1,0 +1,954 @@
+"""Suggested trades: violations -> candidate changes -> verified trades -> counter-proposal.
+
+For each violation the candidates come from three places:
+
+    RULESET      the rule's own `trades` (values, parameters, another field's value, terms
+                 to add or remove, or `manual` text for what a person must supply)
+    ALTERNATIVE  each branch of an any-of requirement, repaired on its own
+    REPAIR       the violated condition itself: a bound becomes "set to the bound", a
+                 required boolean "set true", an allowed value "set to it", a missing term
+                 "add it" with the ruleset's `defaults`, a `when` on the term's own fields
+                 "step back from it"; a value only a person can give (a text, a list, a
+                 scope) makes a trade that says what to supply and is never verified
+
+Every automatic candidate is applied to a copy of the package and the copy is matched
+again by the engine (`Evaluator.rematch`: only the rules reading a changed term type
+run). A trade is verified when its rule no longer fires and no new BLOCK or REVIEW
+appeared; when a candidate clears its rule but breaks another, the repairs of what it
+broke are added to it and the combination is checked instead. The rest is dropped.
+
+The counter-proposal applies the cheapest verified trade of every BLOCK and REVIEW at
+once, mending trades that undo each other with repairs found on the combined package; if
+that does not hold, it adds trades one at a time, BLOCKs first, keeping each that clears
+its rule and lowers the (BLOCK, REVIEW) count. Its evaluation comes from the engine's
+matches of the final package. Costs come from the ruleset's buckets.
+
+Everything here is pure: packages in, trades out; the engine is reached only through the
+evaluator. Per-request work is bounded by `TradeLimits`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from collections.abc import Iterable, Mapping, Sequence, Set
+from dataclasses import dataclass
+
+from termdesk import facts
+from termdesk.evaluator import Evaluator, Match
+from termdesk.model import (
+    ChangeOp,
+    CounterProposal,
+    Money,
+    PackageChange,
+    Severity,
+    Term,
+    TermPackage,
+    Trade,
+    TradeAdvice,
+    TradeSource,
+    Value,
+)
+from termdesk.ruleset.conditions import (
+    Absent,
+    AllOf,
+    AnyOf,
+    Compare,
+    Condition,
+    Const,
+    Count,
+    Field,
+    NoneOf,
+    Not,
+    NoTerm,
+    OneOf,
+    Present,
+    TermExists,
+    fields_in,
+    to_nnf,
+)
+from termdesk.ruleset.model import Change, Rule
+from termdesk.ruleset.reference import holds
+from termdesk.vocabulary import FieldSpec, Vocabulary
+
+__all__ = ["BUCKET_COST", "TradeAdvisor", "TradeLimits", "apply_changes"]
+
+# The concession cost of changing a term of each bucket; a trade costs the sum.
+BUCKET_COST: Mapping[str, float] = {"giveaway": 1.0, "tradable": 2.0, "must_have": 4.0}
+_HEAVY = (Severity.BLOCK, Severity.REVIEW)
+_SOURCE_ORDER = {TradeSource.RULESET: 0, TradeSource.ALTERNATIVE: 1, TradeSource.REPAIR: 2}
+
+
+@dataclass(frozen=True, slots=True)
+class TradeLimits:
+    """Per-request bounds on the search (configurable on the server)."""
+
+    trades_per_violation: int = 3  # verified trades offered per violation
+    candidates_per_violation: int = 8  # automatic candidates tried per violation
+    engine_calls: int = 120  # engine matches per request, verification and proposal
+
+
+_Fix = tuple[PackageChange, ...] | str  # edits, or what a person must supply
+
+
+@dataclass(frozen=True, slots=True)
+class _Candidate:
+    source: TradeSource
+    changes: tuple[PackageChange, ...]
+    summary: str = ""
+    needs_input: str = ""
+    step_back: bool = False  # undoes what the partner asked instead of compensating it
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    """A candidate waiting to be matched, with the term types it changes and re-matches."""
+
+    changes: tuple[PackageChange, ...]
+    touched: frozenset[str]
+    affected: frozenset[int]
+    needed: frozenset[str]
+
+    def shares_session(self, other: _Pending) -> bool:
+        return not (self.touched & other.needed) and not (other.touched & self.needed)
+
+
+def apply_changes(
+    package: TermPackage, changes: Iterable[PackageChange]
+) -> tuple[TermPackage, dict[int, int], set[str]]:
+    """The changed copy, the new index of every kept term, and the term types touched.
+
+    Field changes apply first, then removals, then added terms at the end, whatever
+    order the changes come in (the contract's rule).
+    """
+    fields: dict[int, dict[str, Value]] = {}
+    removed: set[int] = set()
+    added: list[Term] = []
+    touched: set[str] = set()
+    for change in changes:
+        if change.op is ChangeOp.ADD_TERM and change.term is not None:
+            added.append(change.term)
+            touched.add(change.term.type)
+            continue
+        touched.add(package.terms[change.term_index].type)
+        if change.op is ChangeOp.SET_FIELD:
+            _copied(fields, package, change.term_index)[change.field] = change.value
+        elif change.op is ChangeOp.REMOVE_FIELD:
+            _copied(fields, package, change.term_index).pop(change.field, None)
+        elif change.op is ChangeOp.REMOVE_TERM:
+            removed.add(change.term_index)
+    terms: list[Term] = []
+    index_map: dict[int, int] = {}
+    for index, term in enumerate(package.terms):
+        if index not in removed:
+            index_map[index] = len(terms)
+            terms.append(Term(term.type, fields[index]) if index in fields else term)
+    terms.extend(added)
+    return dataclasses.replace(package, terms=tuple(terms)), index_map, touched
+
+
+def _index_map(size: int, changes: Iterable[PackageChange]) -> dict[int, int]:
+    """The new index of every term the changes keep (as `apply_changes` gives it)."""
+    removed = {c.term_index for c in changes if c.op is ChangeOp.REMOVE_TERM}
+    kept = [index for index in range(size) if index not in removed]
+    return {old: new for new, old in enumerate(kept)}
+
+
+def _copied(
+    fields: dict[int, dict[str, Value]], package: TermPackage, index: int
+) -> dict[str, Value]:
+    if index not in fields:
+        fields[index] = dict(package.terms[index].fields)
+    return fields[index]
+
+
+class TradeAdvisor:
+    """Finds, verifies and combines trades for packages evaluated by one evaluator."""
+
+    def __init__(
+        self, evaluator: Evaluator, vocabulary: Vocabulary, limits: TradeLimits = TradeLimits()
+    ) -> None:
+        self.evaluator = evaluator
+        self.ruleset = evaluator.ruleset
+        self.vocabulary = vocabulary
+        self.limits = limits
+        self._rule_index = {rule.id: index for index, rule in enumerate(self.ruleset.rules)}
+
+    def advise(self, package: TermPackage, matches: Set[Match]) -> TradeAdvice:
+        """Trades for every violation in `matches`, a counter-proposal and giveaways."""
+        if not matches:
+            return TradeAdvice((), None, (), 0)
+        search = _Search(self, package, matches)
+        candidates = {match: search.sorted_candidates(match) for match in search.ordered(matches)}
+        search.prefetch(candidates.values())
+        offers = {match: search.trades_for(match, found) for match, found in candidates.items()}
+        proposal = search.counter_proposal(offers)
+        giveaways = search.giveaways()
+        trades = tuple(trade for match_trades in offers.values() for trade in match_trades)
+        return TradeAdvice(trades, proposal, giveaways, search.calls, search.truncated)
+
+
+class _Search:
+    """The state of one request's search: the package, its matches and the engine budget."""
+
+    def __init__(self, advisor: TradeAdvisor, package: TermPackage, matches: Set[Match]) -> None:
+        self.advisor = advisor
+        self.rules = advisor.ruleset.rules
+        self.package = package
+        self.matches = frozenset(matches)
+        self.calls = 0
+        self.truncated = False
+        self.projected = facts.project(package, advisor.evaluator.compiled)
+        # A changed copy keeps the Term objects it did not change: their facts are reused.
+        self._known = {id(package.terms[int(str(f["i"]))]): f for f in self.projected[:-1]}
+        self._checked: dict[tuple[object, ...], frozenset[Match]] = {}
+
+    # -- ordering and evaluation
+
+    def ordered(self, matches: Iterable[Match]) -> list[Match]:
+        rank = {Severity.BLOCK: 0, Severity.REVIEW: 1, Severity.WARN: 2}
+        return sorted(matches, key=lambda m: (rank[self.rules[m[0]].severity], m))
+
+    def rematch(
+        self, changes: tuple[PackageChange, ...]
+    ) -> tuple[frozenset[Match], dict[int, int]] | None:
+        """The matches of the package with `changes` applied; None once the budget is spent."""
+        key = _key(changes)
+        known = self._checked.get(key)
+        if known is not None:
+            return known, _index_map(len(self.package.terms), changes)
+        if self.calls >= self.advisor.limits.engine_calls:
+            self.truncated = True
+            return None
+        self.calls += 1
+        variant, index_map, touched = apply_changes(self.package, changes)
+        found = frozenset(
+            self.advisor.evaluator.rematch(
+                self.matches, variant, touched, index_map, known=self._known
+            )
+        )
+        self._checked[key] = found
+        return found, index_map
+
+    def outcome(
+        self, target: Match, changes: tuple[PackageChange, ...]
+    ) -> tuple[bool, list[Match]] | None:
+        """Whether `changes` clear `target`, and the BLOCK/REVIEW matches they introduce
+        (in the changed package's indices)."""
+        result = self.rematch(changes)
+        if result is None:
+            return None
+        found, index_map = result
+        rule, term = target
+        cleared = term >= 0 and term not in index_map
+        if not cleared:
+            cleared = (rule, index_map[term] if term >= 0 else -1) not in found
+        before = {
+            (r, index_map[t] if t >= 0 else -1) for r, t in self.matches if t < 0 or t in index_map
+        }
+        introduced = [match for match in found - before if self.rules[match[0]].severity in _HEAVY]
+        return cleared, sorted(introduced)
+
+    # -- trades for one violation
+
+    def sorted_candidates(self, match: Match) -> list[_Candidate]:
+        return sorted(
+            self.candidates(match),
+            key=lambda c: (self.cost(c.changes), _SOURCE_ORDER.get(c.source, 3)),
+        )
+
+    def prefetch(self, candidate_lists: Iterable[Sequence[_Candidate]]) -> None:
+        """Matches the first candidates of every violation, several in one engine session.
+
+        Candidates that only set or remove fields can share a session when none changes a
+        term type that the rules another one re-matches read: each rule's matches then
+        are exactly those of its own candidate alone. The results fill the cache that
+        verification reads, so `outcome` finds them without an engine call.
+        """
+        evaluator = self.advisor.evaluator
+        pending: list[_Pending] = []
+        seen: set[tuple[object, ...]] = set()
+        for candidates in candidate_lists:
+            automatic = [c for c in candidates if c.changes and not c.needs_input]
+            for candidate in automatic[: self.advisor.limits.trades_per_violation]:
+                key = _key(candidate.changes)
+                if key in seen or any(
+                    change.op not in (ChangeOp.SET_FIELD, ChangeOp.REMOVE_FIELD)
+                    for change in candidate.changes
+                ):
+                    continue
+                seen.add(key)
+                touched = frozenset(
+                    self.package.terms[c.term_index].type for c in candidate.changes
+                )
+                affected = evaluator.rules_reading(touched)
+                pending.append(
+                    _Pending(candidate.changes, touched, affected, evaluator.types_read(affected))
+                )
+        groups: list[list[_Pending]] = []
+        for item in pending:
+            group = next((g for g in groups if all(item.shares_session(o) for o in g)), None)
+            if group is None:
+                groups.append([item])
+            else:
+                group.append(item)
+        for group in groups:
+            if len(group) < 2:
+                continue
+            result = self.rematch(_merge(*(item.changes for item in group)))
+            if result is None:
+                return
+            found = result[0]
+            for item in group:
+                own = {m for m in found if m[0] in item.affected}
+                kept = {m for m in self.matches if m[0] not in item.affected}
+                self._checked[_key(item.changes)] = frozenset(own | kept)
+
+    def trades_for(self, match: Match, candidates: Sequence[_Candidate]) -> list[Trade]:
+        rule = self.rules[match[0]]
+        verified: list[Trade] = []
+        manual: list[Trade] = []
+        seen: set[tuple[object, ...]] = set()
+        tried = 0
+        for candidate in candidates:
+            if candidate.needs_input:
+                manual.append(self.trade(match, candidate, verified=False))
+                continue
+            if (
+                _key(candidate.changes) in seen
+                or len(verified) >= self.advisor.limits.trades_per_violation
+            ):
+                continue
+            seen.add(_key(candidate.changes))
+            tried += 1
+            if tried > self.advisor.limits.candidates_per_violation:
+                self.truncated = True
+                break
+            holding = self.make_hold(match, candidate.changes)
+            if holding is not None:
+                verified.append(
+                    self.trade(
+                        match, dataclasses.replace(candidate, changes=holding), verified=True
+                    )
+                )
+        verified.sort(key=lambda trade: trade.cost)
+        if not verified and not manual and rule.trades == ():
+            manual.append(self.trade(match, self.ask_a_person(match), verified=False))
+        return [*verified, *manual]
+
+    def make_hold(
+        self, match: Match, changes: tuple[PackageChange, ...], depth: int = 2
+    ) -> tuple[PackageChange, ...] | None:
+        """`changes`, or `changes` plus repairs of what they break, if that clears `match`."""
+        result = self.outcome(match, changes)
+        if result is None:
+            return None
+        cleared, introduced = result
+        if not cleared:
+            return None
+        if not introduced:
+            return changes
+        if depth == 0 or any(c.op is ChangeOp.REMOVE_TERM for c in changes):
+            return None
+        # No term was removed: indices of the original terms are unchanged in the variant.
+        variant, _, _ = apply_changes(self.package, changes)
+        combined = changes
+        for broken in introduced:
+            if broken[1] >= len(self.package.terms):
+                return None  # a rule on an added term: left to the ruleset's author
+            repair = self.first_repair(variant, broken)
+            if repair is None:
+                return None
+            combined = _merge(combined, repair)
+        return self.make_hold(match, combined, depth - 1)
+
+    def first_repair(self, variant: TermPackage, broken: Match) -> tuple[PackageChange, ...] | None:
+        sub = _Search(self.advisor, variant, frozenset())
+        for candidate in sorted(sub.candidates(broken), key=lambda c: self.cost(c.changes)):
+            if not candidate.needs_input and candidate.changes:
+                return candidate.changes
+        return None
+
+    def trade(self, match: Match, candidate: _Candidate, *, verified: bool) -> Trade:
+        rule = self.rules[match[0]]
+        summary = candidate.summary or _summary(
+            rule, match[1], self.package, candidate, self.advisor.vocabulary
+        )
+        return Trade(
+            rule_id=rule.id,
+            term_index=match[1],
+            summary=summary,
+            changes=candidate.changes,
+            verified=verified,
+            cost=self.cost(candidate.changes)
+            if candidate.changes
+            else self.bucket_cost(rule.reported_term),
+            source=candidate.source,
+            needs_input=candidate.needs_input,
+        )
+
+    def cost(self, changes: Iterable[PackageChange]) -> float:
+        total = 0.0
+        for change in changes:
+            term_type = (
+                change.term.type
+                if change.term is not None
+                else self.package.terms[change.term_index].type
+            )
+            total += self.bucket_cost(term_type)
+        return total
+
+    def bucket_cost(self, term_type: str) -> float:
+        return BUCKET_COST[self.advisor.ruleset.bucket_of(term_type)]
+
+    # -- candidates
+
+    def candidates(self, match: Match) -> list[_Candidate]:
+        rule_index, term_index = match
+        rule = self.rules[rule_index]
+        found: list[_Candidate] = []
+        for option in rule.trades:
+            if option.manual:
+                found.append(_Candidate(TradeSource.RULESET, (), option.summary, option.manual))
+                continue
+            changes = self.resolve(option.changes, term_index)
+            if changes:
+                found.append(_Candidate(TradeSource.RULESET, changes, option.summary))
+        found.extend(self.repairs(rule, term_index))
+        allowed = [c for c in found if not self.removes_must_have(c.changes)]
+        unique: dict[tuple[object, ...], _Candidate] = {}
+        for candidate in allowed:
+            unique.setdefault((*_key(candidate.changes), candidate.needs_input), candidate)
+        return list(unique.values())
+
+    def removes_must_have(self, changes: Iterable[PackageChange]) -> bool:
+        must_have = self.advisor.ruleset.buckets.get("must_have", ())
+        return any(
+            change.op is ChangeOp.REMOVE_TERM
+            and self.package.terms[change.term_index].type in must_have
+            for change in changes
+        )
+
+    def resolve(self, changes: Sequence[Change], term_index: int) -> tuple[PackageChange, ...]:
+        """The ruleset's changes made concrete for this package; () when one cannot apply."""
+        resolved: list[PackageChange] = []
+        pending: dict[tuple[int, str], Value] = {}
+        for change in changes:
+            if change.op == "add_term":
+                fields = {
+                    **self.advisor.ruleset.defaults.get(change.term_type, {}),
+                    **change.fields,
+                }
+                resolved.append(
+                    PackageChange(ChangeOp.ADD_TERM, term=Term(change.term_type, fields))
+                )
+                continue
+            target = self.target_term(change.term_type, term_index)
+            if target is None:
+                return ()
+            if change.op == "remove_term":
+                resolved.append(PackageChange(ChangeOp.REMOVE_TERM, target))
+            elif change.op == "remove_field":
+                resolved.append(PackageChange(ChangeOp.REMOVE_FIELD, target, change.field))
+            else:
+                value = change.value
+                if change.from_field:
+                    value = pending.get(
+                        (target, change.from_field),
+                        self.package.terms[target].fields.get(change.from_field),
+                    )
+                    if value is None:
+                        # The source is empty: take the value another violated rule's
+                        # trade gives it (`commitment_period = duration` once a duration
+                        # is set), and set both.
+                        value = self.setter(target, change.from_field)
+                        if value is None:
+                            return ()
+                        pending[target, change.from_field] = value
+                        resolved.append(
+                            PackageChange(ChangeOp.SET_FIELD, target, change.from_field, value)
+                        )
+                if self.package.terms[target].fields.get(change.field) == value:
+                    continue
+                pending[target, change.field] = value
+                resolved.append(PackageChange(ChangeOp.SET_FIELD, target, change.field, value))
+        return tuple(resolved)
+
+    def setter(self, term_index: int, field: str) -> Value:
+        """The value a ruleset trade of another violation on the same term gives `field`."""
+        for rule_index, matched in sorted(self.matches):
+            if matched != term_index:
+                continue
+            for option in self.rules[rule_index].trades:
+                for change in option.changes:
+                    if change.op == "set_field" and change.field == field and not change.from_field:
+                        return change.value
+        return None
+
+    def target_term(self, term_type: str, term_index: int) -> int | None:
+        if term_index >= 0 and self.package.terms[term_index].type == term_type:
+            return term_index
+        return next(
+            (i for i, term in enumerate(self.package.terms) if term.type == term_type), None
+        )
+
+    def repairs(self, rule: Rule, term_index: int) -> list[_Candidate]:
+        """Automatic repairs: make `require` hold, or step back from `when`.
+
+        What only a person can supply is asked for only when the rule's author wrote no
+        `manual` trade of their own. Stepping back never removes a field to dodge a
+        comparison (no rate is not a lower rate); it removes one only where the `when`
+        is about that field being there at all.
+        """
+        found: list[_Candidate] = []
+        ask = not any(option.manual for option in rule.trades)
+        if rule.require is not None:
+            requirement = to_nnf(rule.require)
+            branches = requirement.items if isinstance(requirement, AnyOf) else (requirement,)
+            source = TradeSource.ALTERNATIVE if len(branches) > 1 else TradeSource.REPAIR
+            for branch in branches:
+                for fix in self.fixes(branch, term_index):
+                    if isinstance(fix, str):
+                        if ask:
+                            found.append(_Candidate(source, (), needs_input=fix))
+                    elif fix:
+                        found.append(_Candidate(source, fix))
+        if rule.when is not None and term_index >= 0:
+            removable = {
+                leaf.field.name for leaf in _leaves(rule.when) if isinstance(leaf, Present)
+            }
+            for fix in self.fixes(to_nnf(Not(rule.when)), term_index):
+                if not fix or isinstance(fix, str):
+                    continue
+                if all(c.op is not ChangeOp.REMOVE_FIELD or c.field in removable for c in fix):
+                    found.append(_Candidate(TradeSource.REPAIR, fix, step_back=True))
+        return found
+
+    def fixes(self, condition: Condition, term_index: int) -> list[_Fix]:
+        """Ways to make `condition` (in negation normal form) hold on the term at
+        `term_index` (-1: the deal): edits, or a text saying what a person must supply.
+        A condition that already holds needs no edit."""
+        subject = next((f for f in self.projected[:-1] if f["i"] == term_index), None)
+        if holds(condition, subject, self.projected[-1], self.projected[:-1]):
+            return [()]
+        match condition:
+            case AllOf(items):
+                parts = [self.fixes(item, term_index) for item in items]
+                if any(not part for part in parts):
+                    return []
+                people = [fix for part in parts for fix in part if isinstance(fix, str)]
+                if people:
+                    return ["; ".join(dict.fromkeys(people))]
+                edit_parts = [[fix for fix in part if not isinstance(fix, str)] for part in parts]
+                combos = itertools.islice(itertools.product(*edit_parts), 4)
+                return [tuple(edit for edits in combo for edit in edits) for combo in combos]
+            case AnyOf(items):
+                return [fix for item in items for fix in self.fixes(item, term_index)]
+            case TermExists(term_type, where):
+                existing = [
+                    i
+                    for i, term in enumerate(self.package.terms)
+                    if term.type == term_type and i != term_index
+                ]
+                if existing and where is not None:
+                    return self.fixes(where, existing[0])
+                return self.add_term(term_type, where)
+            case NoTerm(term_type, _):
+                return [
+                    tuple(
+                        PackageChange(ChangeOp.REMOVE_TERM, i)
+                        for i, term in enumerate(self.package.terms)
+                        if term.type == term_type and i != term_index
+                    )
+                ]
+        if term_index < 0:
+            return []
+        return self.leaf_fix(condition, term_index)
+
+    def leaf_fix(self, condition: Condition, term_index: int) -> list[_Fix]:
+        term = self.package.terms[term_index]
+        match condition:
+            case Compare(Field("term", name), "<=" | ">=" | "==", Field("term", other)) if (
+                other not in term.fields and (value := self.setter(term_index, other)) is not None
+            ):
+                return [
+                    (
+                        PackageChange(ChangeOp.SET_FIELD, term_index, other, value),
+                        PackageChange(ChangeOp.SET_FIELD, term_index, name, value),
+                    )
+                ]
+        edits = _leaf_values(condition, term.fields, self.spec(term.type, _field_of(condition)))
+        if isinstance(edits, str):
+            return [edits]
+        return [
+            (PackageChange(ChangeOp.REMOVE_FIELD, term_index, edit.name),)
+            if edit.remove
+            else (PackageChange(ChangeOp.SET_FIELD, term_index, edit.name, edit.value),)
+            for edit in edits
+        ]
+
+    def add_term(self, term_type: str, where: Condition | None) -> list[_Fix]:
+        fields: dict[str, Value] = dict(self.advisor.ruleset.defaults.get(term_type, {}))
+        if where is not None:
+            for leaf in where.items if isinstance(where, AllOf) else (where,):
+                options = _leaf_values(leaf, fields, self.spec(term_type, _field_of(leaf)))
+                if isinstance(options, str):
+                    if not _holds_plain(leaf, fields):
+                        return [f"{options} in a new {_label(term_type)} term"]
+                    continue
+                if not options:
+                    return []
+                if not options[0].remove:
+                    fields[options[0].name] = options[0].value
+        return [(PackageChange(ChangeOp.ADD_TERM, term=Term(term_type, fields)),)]
+
+    def spec(self, term_type: str, field: str) -> FieldSpec | None:
+        spec = self.advisor.vocabulary.term(term_type)
+        return spec.fields.get(field) if spec is not None else None
+
+    def ask_a_person(self, match: Match) -> _Candidate:
+        rule = self.rules[match[0]]
+        what = rule.field or "the terms this rule checks"
+        return _Candidate(
+            TradeSource.REPAIR, (), needs_input=f"change `{what}` so that: {rule.message}"
+        )
+
+    # -- counter-proposal and giveaways
+
+    def counter_proposal(self, offers: Mapping[Match, list[Trade]]) -> CounterProposal | None:
+        targets = [
+            (match, [t for t in trades if t.verified])
+            for match, trades in offers.items()
+            if self.rules[match[0]].severity in _HEAVY
+        ]
+        targets = [(match, trades) for match, trades in targets if trades]
+        if not targets:
+            return None
+        chosen = [trades[0] for _, trades in targets]
+        changes = _merge(*(trade.changes for trade in chosen))
+        extra: tuple[PackageChange, ...] = ()
+        mended = self.mend([m for m, _ in targets], changes)
+        if mended is None:
+            chosen, changes = self.greedy(targets)
+        else:
+            extra = mended
+            changes = _merge(changes, extra)
+        if not chosen:
+            return None
+        variant, _, _ = apply_changes(self.package, changes)
+        # The engine's matches of exactly this package (cached, or matched again now).
+        result = self.rematch(changes)
+        matches = result[0] if result is not None else self.advisor.evaluator.matches(variant)
+        evaluation = self.advisor.evaluator.evaluation_of(variant, matches)
+        cost = sum(trade.cost for trade in chosen) + (self.cost(extra) if extra else 0.0)
+        return CounterProposal(variant, evaluation, tuple(chosen), cost)
+
+    def failing(
+        self, targets: Sequence[Match], changes: tuple[PackageChange, ...]
+    ) -> list[Match] | None:
+        """What still fires of `targets`, and the BLOCK/REVIEW `changes` introduced, in the
+        changed package's indices; None once the budget is spent."""
+        result = self.rematch(changes)
+        if result is None:
+            return None
+        found, index_map = result
+        moved = [
+            (rule, index_map[term] if term >= 0 else -1)
+            for rule, term in targets
+            if term < 0 or term in index_map
+        ]
+        heavy = {m for m in self.matches if self.rules[m[0]].severity in _HEAVY}
+        before = {(r, index_map[t] if t >= 0 else -1) for r, t in heavy if t < 0 or t in index_map}
+        introduced = [m for m in found - before if self.rules[m[0]].severity in _HEAVY]
+        return sorted({*(m for m in moved if m in found), *introduced})
+
+    def mend(
+        self, targets: Sequence[Match], changes: tuple[PackageChange, ...]
+    ) -> tuple[PackageChange, ...] | None:
+        """Extra changes that make `changes` clear every target without a new BLOCK or
+        REVIEW (trades chosen one by one can undo each other: a renewal rate set to the
+        rate before another trade lowered the rate); None when two rounds do not do it."""
+        extra: tuple[PackageChange, ...] = ()
+        for _ in range(2):
+            combined = _merge(changes, extra)
+            failing = self.failing(targets, combined)
+            if failing is None:
+                return None
+            if not failing:
+                return extra
+            variant, index_map, _ = apply_changes(self.package, combined)
+            original_index = {new: old for old, new in index_map.items()}
+            for broken in failing:
+                repair = self.first_repair(variant, broken)
+                if repair is None or any(
+                    c.op is not ChangeOp.ADD_TERM and c.term_index not in original_index
+                    for c in repair
+                ):
+                    return None
+                extra = _merge(
+                    extra,
+                    tuple(
+                        c
+                        if c.op is ChangeOp.ADD_TERM
+                        else dataclasses.replace(c, term_index=original_index[c.term_index])
+                        for c in repair
+                    ),
+                )
+        return extra if self.failing(targets, _merge(changes, extra)) == [] else None
+
+    def greedy(
+        self, targets: Sequence[tuple[Match, list[Trade]]]
+    ) -> tuple[list[Trade], tuple[PackageChange, ...]]:
+        chosen: list[Trade] = []
+        changes: tuple[PackageChange, ...] = ()
+        current = self.weight(self.matches)
+        for _, trades in targets:
+            for trade in trades:
+                trial = _merge(changes, trade.changes)
+                result = self.rematch(trial)
+                if result is None:
+                    return chosen, changes
+                weight = self.weight(result[0])
+                if weight < current:
+                    chosen.append(trade)
+                    changes, current = trial, weight
+                    break
+        return chosen, changes
+
+    def weight(self, matches: Iterable[Match]) -> tuple[int, int]:
+        severities = [self.rules[rule].severity for rule, _ in matches]
+        return severities.count(Severity.BLOCK), severities.count(Severity.REVIEW)
+
+    def giveaways(self) -> tuple[Trade, ...]:
+        heavy = any(self.rules[rule].severity in _HEAVY for rule, _ in self.matches)
+        if not heavy:
+            return ()
+        present = {term.type for term in self.package.terms}
+        offers: list[Trade] = []
+        for term_type in self.advisor.ruleset.buckets.get("giveaway", ()):
+            if term_type in present:
+                continue
+            fields = dict(self.advisor.ruleset.defaults.get(term_type, {}))
+            change = PackageChange(ChangeOp.ADD_TERM, term=Term(term_type, fields))
+            result = self.rematch((change,))
+            before = self.weight(self.matches)
+            verified = result is not None and self.weight(result[0]) <= before
+            spec = self.advisor.vocabulary.term(term_type)
+            meaning = f": {spec.meaning}" if spec is not None and spec.meaning else ""
+            offers.append(
+                Trade(
+                    rule_id="",
+                    term_index=-1,
+                    summary=f"We can add {_describe_term(term_type, fields)}{meaning}",
+                    changes=(change,),
+                    verified=verified,
+                    cost=self.bucket_cost(term_type),
+                    source=TradeSource.GIVEAWAY,
+                )
+            )
+        return tuple(offers)
+
+
+# --- leaf repairs --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _FieldEdit:
+    """One field a leaf repair sets (or removes)."""
+
+    name: str
+    value: Value = None
+    remove: bool = False
+
+
+def _leaves(condition: Condition) -> list[Condition]:
+    match condition:
+        case AllOf(items) | AnyOf(items):
+            return [leaf for item in items for leaf in _leaves(item)]
+        case Not(item):
+            return _leaves(item)
+    return [condition]
+
+
+def _field_of(condition: Condition) -> str:
+    match condition:
+        case Compare(Field(_, name), _, _) | Compare(Count(_, name), _, _):
+            return name
+        case (
+            OneOf(Field(_, name), _)
+            | NoneOf(Field(_, name), _)
+            | Present(Field(_, name))
+            | Absent(Field(_, name))
+        ):
+            return name
+    return ""
+
+
+def _holds_plain(condition: Condition, fields: Mapping[str, Value]) -> bool:
+    return isinstance(condition, Present) and fields.get(condition.field.name) not in (None, "", ())
+
+
+def _leaf_values(
+    condition: Condition, fields: Mapping[str, Value], spec: FieldSpec | None
+) -> list[_FieldEdit] | str:
+    """The field values that make one leaf hold, as options; a text when a person must
+    supply them; [] when nothing automatic or personal fits (a context test)."""
+    match condition:
+        case Compare(Field("term", name), operator, Const(value)) if operator in ("==", "<=", ">="):
+            return [_FieldEdit(name, value)]
+        case Compare(Field("term", name), "<", Const(value)) if isinstance(
+            value, int
+        ) and not isinstance(value, bool):
+            return [_FieldEdit(name, value - 1)]
+        case Compare(Field("term", name), ">", Const(value)) if isinstance(
+            value, int
+        ) and not isinstance(value, bool):
+            return [_FieldEdit(name, value + 1)]
+        case Compare(Field("term", name), "!=", Const(value)) if isinstance(value, bool):
+            return [_FieldEdit(name, not value)]
+        case Compare(Field("term", name), "!=", Const(value)) if spec is not None and spec.values:
+            return [_FieldEdit(name, other) for other in spec.values if other != value][:2]
+        case Compare(Field("term", name), operator, Field("term", other)) if operator in (
+            "==",
+            "<=",
+            ">=",
+        ):
+            source = fields.get(other)
+            return [_FieldEdit(name, source)] if source is not None else f"supply `{other}`"
+        case Compare(Count("term", name), operator, Const(value)):
+            direction = "at most" if operator in ("<", "<=") else "at least"
+            return f"list {direction} {value} `{name}`"
+        case OneOf(Field("term", name), values):
+            return [_FieldEdit(name, item.value) for item in values]
+        case NoneOf(Field("term", name), values) if spec is not None and spec.values:
+            excluded = {item.value for item in values}
+            return [_FieldEdit(name, other) for other in spec.values if other not in excluded][:2]
+        case Absent(Field("term", name)):
+            return [_FieldEdit(name, remove=True)]
+        case Present(Field("term", name)):
+            if spec is not None and spec.type == "bool":
+                return [_FieldEdit(name, True)]
+            return f"supply `{name}`"
+        case Compare(Field("context", _), _, _) | OneOf(Field("context", _), _):
+            return []
+    field = _field_of(condition)
+    return f"supply `{field}`" if field else []
+
+
+def _key(changes: Iterable[PackageChange]) -> tuple[object, ...]:
+    """A hashable key for a set of changes (term fields are dicts)."""
+    return tuple(
+        (
+            change.op,
+            change.term_index,
+            change.field,
+            _frozen(change.value),
+            change.term.type if change.term is not None else "",
+            _frozen(change.term.fields) if change.term is not None else None,
+        )
+        for change in changes
+    )
+
+
+def _frozen(value: object) -> object:
+    if isinstance(value, Mapping):
+        return tuple(sorted((key, _frozen(item)) for key, item in value.items()))
+    if isinstance(value, tuple):
+        return tuple(_frozen(item) for item in value)
+    return value
+
+
+def _merge(*change_sets: Iterable[PackageChange]) -> tuple[PackageChange, ...]:
+    """All changes, the later winning where two set the same field of the same term."""
+    merged: dict[tuple[object, ...], PackageChange] = {}
+    for changes in change_sets:
+        for change in changes:
+            if change.op is ChangeOp.ADD_TERM and change.term is not None:
+                key: tuple[object, ...] = ("add", change.term.type)
+            elif change.op is ChangeOp.REMOVE_TERM:
+                key = ("remove", change.term_index)
+            else:
+                key = ("field", change.term_index, change.field)
+            merged.pop(key, None)
+            merged[key] = change
+    return tuple(merged.values())
+
+
+# --- conditional language ------------------------------------------------------------------
+
+
+def _label(name: str) -> str:
+    return name.replace("_", " ")
+
+
+def _value_text(value: Value, spec: FieldSpec | None) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, str):
+        return _label(value)
+    if isinstance(value, tuple):
+        return ", ".join(_value_text(item, None) for item in value)
+    if isinstance(value, Money):
+        return str(value)
+    if isinstance(value, float) and spec is not None and spec.type == "percent":
+        return f"{value:.0%}" if value * 100 == int(value * 100) else f"{value:.1%}"
+    unit = f" {spec.unit}" if spec is not None and spec.unit else ""
+    return f"{value}{unit}"
+
+
+def _describe_term(term_type: str, fields: Mapping[str, Value]) -> str:
+    parts = ", ".join(f"{_label(k)} {_value_text(v, None)}" for k, v in fields.items())
+    label = _label(term_type)
+    article = "an" if label[0] in "aeiou" else "a"
+    return f"{article} {label} term" + (f" ({parts})" if parts else "")
+
+
+def _phrase(change: PackageChange, package: TermPackage, vocabulary: Vocabulary) -> str:
+    if change.op is ChangeOp.ADD_TERM and change.term is not None:
+        return _describe_term(change.term.type, change.term.fields)
+    term = package.terms[change.term_index]
+    if change.op is ChangeOp.REMOVE_TERM:
+        return f"no {_label(term.type)} term"
+    if change.op is ChangeOp.REMOVE_FIELD:
+        return f"no {_label(change.field)}"
+    spec_term = vocabulary.term(term.type)
+    spec = spec_term.fields.get(change.field) if spec_term is not None else None
+    before = term.fields.get(change.field)
+    text = _value_text(change.value, spec)
+    if isinstance(change.value, bool):
+        return f"{_label(change.field)}: {text}"
+    if _is_number(before) and _is_number(change.value):
+        verb = "limited to" if change.value < before else "raised to"  # type: ignore[operator]
+        return f"{_label(change.field)} {verb} {text}"
+    return f"{_label(change.field)} set to {text}"
+
+
+def _is_number(value: Value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _summary(
+    rule: Rule, term_index: int, package: TermPackage, candidate: _Candidate, vocabulary: Vocabulary
+) -> str:
+    """ "If <what the partner asks>, then <what we need>", from the rule and the changes."""
+    term = package.terms[term_index] if term_index >= 0 else None
+    wanted = ""
+    if term is not None and rule.when is not None:
+        specs = spec_term.fields if (spec_term := vocabulary.term(term.type)) else {}
+        asked = [
+            f"{_label(f.name)} {_value_text(term.fields[f.name], specs.get(f.name))}"
+            for f in fields_in(rule.when)
+            if f.scope == "term" and f.name in term.fields
+        ]
+        if asked:
+            wanted = f"If you need {_label(term.type)} with {' and '.join(asked)}"
+    if not wanted:
+        subject = _label(term.type) if term is not None else "the deal"
+        wanted = f"If {subject} is to hold" if term is not None else "If the deal is to go ahead"
+    if candidate.needs_input:
+        return f"{wanted}, then we need you to {candidate.needs_input}"
+    phrases = [_phrase(change, package, vocabulary) for change in candidate.changes]
+    needed = phrases[0] if len(phrases) == 1 else ", ".join(phrases[:-1]) + " and " + phrases[-1]
+    if candidate.step_back:
+        return f"{wanted.replace('If you need', 'Instead of', 1)}, we can agree to {needed}"
+    return f"{wanted}, then we need {needed}"
