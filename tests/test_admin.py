@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -205,15 +206,14 @@ class TestPublish:
         self, start: Callable[..., Admin]
     ) -> None:
         admin = start()
-        broken = SHIPPED.replace(
-            "require: duration_months <= $max_exclusivity_months",
-            "require: duration_month <= $max_exclusivity_months",
-        )
+        condition = "require: duration_months <= $max_exclusivity_months"
+        line = SHIPPED[: SHIPPED.index(condition)].count("\n") + 1
+        broken = SHIPPED.replace(condition, condition.replace("months <=", "month <="))
         message, details = refusal(lambda: admin.publish(broken), grpc.StatusCode.INVALID_ARGUMENT)
         assert "unknown_field" in message
         check = validation_detail(details)
         diagnostic = check.diagnostics[0]  # then the test cases naming the broken rule
-        assert ("unknown_field", "exclusivity.time-limit", 106) == (
+        assert ("unknown_field", "exclusivity.time-limit", line) == (
             diagnostic.code,
             diagnostic.rule_id,
             diagnostic.line,
@@ -631,3 +631,24 @@ class TestTls:
             assert pb.DECISION_APPROVE == response.decision
         finally:
             server.stop()
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+class TestMetrics:
+    def test_the_active_version_gauge_follows_a_publish(self, start: Callable[..., Admin]) -> None:
+        admin = start("--metrics-port", "0")
+        port = admin.server.wait_for(lambda r: r.get("event") == "metrics listening", 5)["port"]
+
+        def gauge() -> str:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as page:
+                text: str = page.read().decode()
+            [line] = [
+                line
+                for line in text.splitlines()
+                if line.startswith('termdesk_active_ruleset_version{ruleset="partner-alliance"}')
+            ]
+            return line.split()[-1]
+
+        assert "1.0" == gauge()
+        admin.publish(tightened(), expected=1)
+        assert "2.0" == gauge()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from termdesk.catalog import ruleset_files
@@ -49,6 +50,8 @@ class StoreRulesets:
         self.vocabulary = vocabulary
         self.interval = interval
         self.registry = RulesetRegistry(default_name, loader=self.load)
+        # Told (ruleset, version) after each switch: the active-version metric listens.
+        self.listeners: list[Callable[[str, int], None]] = []
         self._refresh_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, name="ruleset-reload", daemon=True)
@@ -89,9 +92,11 @@ class StoreRulesets:
             wanted = self.store.active_versions()
             current = self.registry.active_versions()
             for name, version in sorted(wanted.items()):
-                if current.get(name) == version or self.registry.activate(name, version):
-                    if current.get(name) not in (None, version):
-                        log.info("ruleset activated", ruleset=name, version=version)
+                if current.get(name) == version:
+                    continue
+                if self.registry.activate(name, version):
+                    log.info("ruleset activated", ruleset=name, version=version)
+                    self._tell(name, version)
                     continue
                 try:
                     ruleset = self.load(name, version)
@@ -105,7 +110,12 @@ class StoreRulesets:
                     continue
                 self.registry.add(ruleset)
                 log.info("ruleset activated", ruleset=name, version=version, digest=ruleset.digest)
+                self._tell(name, version)
             return self.registry.active_versions()
+
+    def _tell(self, name: str, version: int) -> None:
+        for listener in self.listeners:
+            listener(name, version)
 
     def start(self) -> None:
         self._thread.start()

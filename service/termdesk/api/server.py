@@ -200,6 +200,8 @@ def start(config: ServerConfig, registry: RulesetRegistry | None = None) -> Runn
         for evaluator in registry.active():
             metrics.add_ruleset(evaluator.ruleset.name, evaluator.ruleset.version)
         interceptors.append(metrics.interceptor())
+        if mode is not None:
+            mode.rulesets.listeners.append(metrics.set_active)
         if config.worker == 0:
             metrics_endpoint = metrics.serve(config.host, config.metrics_port)
             log.info("metrics listening", port=metrics_endpoint.port, path="/metrics")
