@@ -81,8 +81,9 @@ NET_15: JSON = {"type": "payment_terms", "fields": {"net_days": 15, "verificatio
 class ServerProcess:
     """A `termdesk serve` subprocess on 127.0.0.1 and every JSON line it printed."""
 
-    def __init__(self, workdir: Path, *flags: str) -> None:
-        env = {key: value for key, value in os.environ.items() if not key.startswith("TERMDESK_")}
+    def __init__(self, workdir: Path, *flags: str, env: Mapping[str, str] | None = None) -> None:
+        clean = {key: value for key, value in os.environ.items() if not key.startswith("TERMDESK_")}
+        env = {**clean, **(env or {})}
         self._stderr: IO[str] = (workdir / f"stderr-{uuid.uuid4().hex}.log").open("w+")
         self.process: subprocess.Popen[str] = subprocess.Popen(
             [

@@ -6,6 +6,7 @@
     termdesk eval --batch FILE.jsonl          one package per line, one result per line
     termdesk eval --no-trades ...             the decision alone, no trades
     termdesk serve [--port 50051]             the gRPC service (see `termdesk serve --help`)
+    termdesk publish|versions|activate|impact the policy owner's commands (termdesk.admin_cli)
 
 Exit codes of `eval` tell the decision: 0 APPROVE, 10 NEEDS_APPROVAL, 20 REJECT; bad
 input (not JSON, or a package that does not fit the vocabulary) is 3; an unknown or
@@ -24,8 +25,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
+from termdesk.admin_cli import add_admin_commands, add_store_flags, store_options
 from termdesk.api.server import ServerConfig, serve
 from termdesk.api.servicer import RequestLimits
+from termdesk.auth import TokenError
 from termdesk.catalog import DEFAULT_RULESET, find_ruleset, ruleset_files
 from termdesk.errors import PackageError, RulesetError, RulesetNotFoundError
 from termdesk.evaluator import Evaluator
@@ -33,6 +36,7 @@ from termdesk.jsonview import advice_json, evaluation_json, problems_json
 from termdesk.model import Decision, TermPackage
 from termdesk.paths import shipped_rulesets_dir
 from termdesk.ruleset.validator import ValidationResult, read_source, validate_source
+from termdesk.store import StoreError
 from termdesk.testing import coverage_gaps, run_tests
 from termdesk.trades import TradeAdvisor
 from termdesk.vocabulary import Limits, check_package, default_vocabulary
@@ -89,6 +93,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     evaluate.set_defaults(handler=eval_command)
     _serve_parser(commands)
+    add_admin_commands(commands)
     return parser
 
 
@@ -221,6 +226,7 @@ def _serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         default=os.environ.get("TERMDESK_LOG_PACKAGES", "") == "1",
         help="include the whole package in each decision record (env TERMDESK_LOG_PACKAGES=1)",
     )
+    add_store_flags(serve)
     serve.set_defaults(handler=serve_command)
 
 
@@ -248,12 +254,16 @@ def serve_command(args: argparse.Namespace) -> int:
         workers=args.workers,
         metrics_port=args.metrics_port,
         otlp_endpoint=args.otlp_endpoint,
+        **store_options(args),
     )
     try:
         return serve(config)
     except (RulesetNotFoundError, RulesetError) as error:
         print(f"termdesk serve: {error}", file=sys.stderr)
         return EXIT_BAD_RULESET
+    except (StoreError, TokenError) as error:
+        print(f"termdesk serve: {error}", file=sys.stderr)
+        return 1
 
 
 class _InputError(Exception):

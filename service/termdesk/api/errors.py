@@ -4,6 +4,11 @@ PackageError            INVALID_ARGUMENT + google.rpc.BadRequest (one violation 
 RequestError            INVALID_ARGUMENT + google.rpc.BadRequest (request-level limits)
 RulesetNotFoundError    NOT_FOUND
 DeadlineError           DEADLINE_EXCEEDED
+RulesetRejectedError    INVALID_ARGUMENT + google.rpc.BadRequest (one violation a diagnostic)
+VersionConflictError    ABORTED
+UnauthenticatedError    UNAUTHENTICATED
+PermissionDeniedError   PERMISSION_DENIED
+StoreError              UNAVAILABLE (the store cannot be reached; retry)
 anything else           INTERNAL, naming the decision id only (details go to the log)
 """
 
@@ -17,12 +22,17 @@ from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from termdesk.auth import PermissionDeniedError, UnauthenticatedError
 from termdesk.errors import PackageError, Problem, RulesetNotFoundError, TermdeskError
+from termdesk.policy import RulesetRejectedError
+from termdesk.ruleset.diagnostics import Level
+from termdesk.store.base import StoreError, VersionConflictError
 
 __all__ = ["DOMAIN", "DeadlineError", "RequestError", "field_violations", "status_for"]
 
 DOMAIN = "termdesk.v1"
 _MAX_PROBLEMS_IN_MESSAGE = 5
+_MAX_DETAILED = 5
 # Status details travel base64-encoded in the `grpc-status-details-bin` trailer, and gRPC
 # clients refuse metadata over 8 KiB by default (the call then fails RESOURCE_EXHAUSTED):
 # field violations beyond this many serialized bytes are counted, not sent.
@@ -57,8 +67,13 @@ def field_violations(
     ]
 
 
-def status_for(error: Exception, decision_id: str = "") -> grpc.Status:
-    """The status a failed call answers with."""
+def status_for(
+    error: Exception, decision_id: str = "", *, extra: Sequence[Message] = ()
+) -> grpc.Status:
+    """The status a failed call answers with (`extra` details are added where it fits)."""
+    admin = _admin_status(error, extra)
+    if admin is not None:
+        return admin
     if isinstance(error, PackageError | RequestError):
         prefix = "package" if isinstance(error, PackageError) else ""
         problems = error.problems
@@ -97,6 +112,62 @@ def status_for(error: Exception, decision_id: str = "") -> grpc.Status:
         code_pb2.INTERNAL,
         f"internal error while evaluating; quote decision id {decision_id} to the operator",
     )
+
+
+def _admin_status(error: Exception, extra: Sequence[Message]) -> grpc.Status | None:
+    if isinstance(error, RulesetRejectedError):
+        check = error.check
+        violations = (
+            [
+                error_details_pb2.BadRequest.FieldViolation(
+                    field="source" if d.code != "name_mismatch" else "name",
+                    description=str(d),
+                    reason=d.code,
+                )
+                for d in check.diagnostics
+                if d.level is Level.ERROR
+            ]
+            + [
+                error_details_pb2.BadRequest.FieldViolation(
+                    field="source",
+                    description=_clip(
+                        f"test `{result.case.name}` (line {result.case.line}): "
+                        + "; ".join(result.failures)
+                    ),
+                    reason="test_failed",
+                )
+                for result in check.tests
+                if not result.passed
+            ]
+        )[:_MAX_DETAILED]  # status details travel in metadata, which is limited to 8-16 KB
+        return _status(
+            code_pb2.INVALID_ARGUMENT,
+            _clip(f"ruleset refused: {error}", 1000),
+            error_details_pb2.BadRequest(field_violations=violations),
+            error_details_pb2.ErrorInfo(reason="RULESET_REJECTED", domain=DOMAIN),
+            *extra,
+        )
+    if isinstance(error, VersionConflictError):
+        return _status(
+            code_pb2.ABORTED,
+            str(error),
+            error_details_pb2.ErrorInfo(
+                reason="VERSION_CONFLICT",
+                domain=DOMAIN,
+                metadata={"latest_version": str(error.latest)},
+            ),
+        )
+    if isinstance(error, UnauthenticatedError):
+        return _status(code_pb2.UNAUTHENTICATED, str(error))
+    if isinstance(error, PermissionDeniedError):
+        return _status(code_pb2.PERMISSION_DENIED, str(error))
+    if isinstance(error, StoreError):
+        return _status(code_pb2.UNAVAILABLE, "the ruleset store is unavailable; retry")
+    return None
+
+
+def _clip(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _within_budget(

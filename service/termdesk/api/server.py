@@ -9,6 +9,11 @@ runtime's work; more throughput on one machine comes from more processes: `worke
 starts that many server processes on the same port (SO_REUSEPORT, the kernel spreads the
 connections), each with its own engine. The first process forwards SIGTERM to the others.
 
+Rulesets come from a store (the default: SQLite under `data_dir`; or `store`, a
+PostgreSQL URL shared by replicas), which also keeps the decision log and serves the
+RulesetAdmin service when an admin token is configured; or, with `rulesets_dir` and no
+`store`, read-only from files as before.
+
 With `metrics_port` set, every process counts its calls (`termdesk.api.metrics`) and the
 first one serves /metrics for all of them (prometheus-client's multiprocess mode, in a
 fresh directory under TMPDIR unless PROMETHEUS_MULTIPROC_DIR names one). With
@@ -25,8 +30,10 @@ import shutil
 import signal
 import tempfile
 import threading
+from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
@@ -36,11 +43,18 @@ import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from termdesk.api.admin import EvaluateTokenInterceptor, RulesetAdminServicer
 from termdesk.api.servicer import RequestLimits, TermEvaluatorServicer
+from termdesk.auth import Tokens
 from termdesk.catalog import DEFAULT_RULESET
+from termdesk.decisionlog import DecisionLog
 from termdesk.logs import configure_logging, get_logger
 from termdesk.paths import shipped_rulesets_dir
+from termdesk.policy import PolicyAdmin
 from termdesk.registry import RulesetRegistry
+from termdesk.reload import StoreRulesets
+from termdesk.store import open_store, sqlite_url
+from termdesk.v1 import admin_pb2, admin_pb2_grpc
 from termdesk.v1 import termdesk_pb2 as pb
 from termdesk.v1 import termdesk_pb2_grpc as pb_grpc
 from termdesk.vocabulary import default_vocabulary
@@ -58,6 +72,7 @@ SERVICE_NAMES = (
     health.SERVICE_NAME,
     reflection.SERVICE_NAME,
 )
+ADMIN_SERVICE_NAME = admin_pb2.DESCRIPTOR.services_by_name["RulesetAdmin"].full_name
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +97,23 @@ class ServerConfig:
     otlp_endpoint: str | None = None
     # Which of the `workers` processes this is; worker 0 supervises and serves /metrics.
     worker: int = 0
+    store: str | None = None  # sqlite:///PATH or postgresql://...; default: SQLite in data_dir
+    data_dir: Path = Path("termdesk-data")
+    tokens_file: Path | None = None
+    admin_token: str = field(default="", repr=False)  # never logged
+    evaluate_auth: str = "open"  # or "token": Evaluate needs a token of any role
+    reload_interval: float = 1.0
+    decision_retention_days: int = 90
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None  # mutual TLS: clients must present a certificate
+
+    @property
+    def store_url(self) -> str | None:
+        """The store to use; None in file mode (`rulesets_dir` and no `store`)."""
+        if self.store is None and self.rulesets_dir is not None:
+            return None
+        return self.store or sqlite_url(self.data_dir)
 
 
 @dataclass
@@ -92,6 +124,7 @@ class RunningServer:
     registry: RulesetRegistry
     metrics_endpoint: MetricsEndpoint | None = None
     tracing: Tracing | None = None
+    closers: list[Callable[[], None]] = field(default_factory=list)
 
     def stop(self, grace: float, delay: float = 0.0) -> None:
         """NOT_SERVING first, then stop accepting calls; in-flight calls get `grace` s."""
@@ -99,6 +132,8 @@ class RunningServer:
         if delay > 0:
             threading.Event().wait(delay)
         self.server.stop(grace).wait()
+        for close in self.closers:
+            close()
         self.registry.close()
         if self.metrics_endpoint is not None:
             self.metrics_endpoint.stop()
@@ -106,8 +141,44 @@ class RunningServer:
             self.tracing.shutdown()
 
 
+@dataclass
+class _StoreMode:
+    """What a store-backed server runs besides the evaluator: reload, decision log, admin."""
+
+    rulesets: StoreRulesets
+    decision_log: DecisionLog
+    admin: PolicyAdmin
+
+    @classmethod
+    def open(cls, url: str, config: ServerConfig) -> _StoreMode:
+        vocabulary = default_vocabulary()
+        store = open_store(url)
+        rulesets = StoreRulesets(store, vocabulary, config.default_ruleset, config.reload_interval)
+        try:
+            rulesets.import_directory(config.rulesets_dir or shipped_rulesets_dir())
+            rulesets.refresh()
+            rulesets.registry.evaluator()  # the default ruleset must exist before we listen
+        except BaseException:
+            store.close()
+            raise
+        decision_log = DecisionLog(store, timedelta(days=config.decision_retention_days))
+        decision_log.start()
+        rulesets.start()
+        return cls(rulesets, decision_log, PolicyAdmin(rulesets, decision_log))
+
+    def close(self) -> None:
+        self.rulesets.close()
+        self.decision_log.close()
+        self.rulesets.store.close()
+
+
 def start(config: ServerConfig, registry: RulesetRegistry | None = None) -> RunningServer:
     """Builds and starts the server; returns once it listens (port 0 picks a free one)."""
+    tokens = Tokens.load(config.tokens_file, config.admin_token)
+    url = config.store_url
+    mode = _StoreMode.open(url, config) if registry is None and url else None
+    if mode is not None:
+        registry = mode.rulesets.registry
     registry = registry or RulesetRegistry.from_directory(
         config.rulesets_dir or shipped_rulesets_dir(), config.default_ruleset
     )
@@ -129,9 +200,13 @@ def start(config: ServerConfig, registry: RulesetRegistry | None = None) -> Runn
         for evaluator in registry.active():
             metrics.add_ruleset(evaluator.ruleset.name, evaluator.ruleset.version)
         interceptors.append(metrics.interceptor())
+        if mode is not None:
+            mode.rulesets.listeners.append(metrics.set_active)
         if config.worker == 0:
             metrics_endpoint = metrics.serve(config.host, config.metrics_port)
             log.info("metrics listening", port=metrics_endpoint.port, path="/metrics")
+    if config.evaluate_auth == "token":
+        interceptors.append(EvaluateTokenInterceptor(tokens))
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=config.threads, thread_name_prefix="rpc"),
         interceptors=interceptors,
@@ -142,15 +217,32 @@ def start(config: ServerConfig, registry: RulesetRegistry | None = None) -> Runn
         ],
     )
     servicer = TermEvaluatorServicer(
-        registry, default_vocabulary(), config.limits, log_packages=config.log_packages
+        registry,
+        default_vocabulary(),
+        config.limits,
+        log_packages=config.log_packages,
+        decision_log=mode.decision_log if mode else None,
     )
     pb_grpc.add_TermEvaluatorServicer_to_server(servicer, server)
+    services: tuple[str, ...] = SERVICE_NAMES
+    if mode is not None and tokens.admin_enabled:
+        admin_pb2_grpc.add_RulesetAdminServicer_to_server(
+            RulesetAdminServicer(mode.admin, tokens), server
+        )
+        services = (*SERVICE_NAMES, ADMIN_SERVICE_NAME)
+    else:
+        log.warning(
+            "admin service off",
+            reason="no store: rulesets are read-only from files"
+            if mode is None
+            else "no admin token configured: set TERMDESK_ADMIN_TOKEN or --tokens-file",
+        )
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    for name in ("", *SERVICE_NAMES):
+    for name in ("", *services):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    reflection.enable_server_reflection(SERVICE_NAMES, server)
-    port = server.add_insecure_port(f"{config.host}:{config.port}")
+    reflection.enable_server_reflection(services, server)
+    port = _add_port(server, config)
     if port == 0:
         raise OSError(f"cannot listen on {config.host}:{config.port}")
     server.start()
@@ -162,8 +254,35 @@ def start(config: ServerConfig, registry: RulesetRegistry | None = None) -> Runn
         rulesets=registry.names(),
         default_ruleset=config.default_ruleset,
         threads=config.threads,
+        store=_redacted(url),
+        admin=ADMIN_SERVICE_NAME in services,
+        tls=config.tls_cert is not None,
     )
-    return RunningServer(server, port, health_servicer, registry, metrics_endpoint, tracing)
+    closers = [mode.close] if mode is not None else []
+    return RunningServer(
+        server, port, health_servicer, registry, metrics_endpoint, tracing, closers
+    )
+
+
+def _add_port(server: grpc.Server, config: ServerConfig) -> int:
+    address = f"{config.host}:{config.port}"
+    if config.tls_cert is None or config.tls_key is None:
+        return server.add_insecure_port(address)
+    credentials = grpc.ssl_server_credentials(
+        [(config.tls_key.read_bytes(), config.tls_cert.read_bytes())],
+        root_certificates=config.tls_client_ca.read_bytes() if config.tls_client_ca else None,
+        require_client_auth=config.tls_client_ca is not None,
+    )
+    return server.add_secure_port(address, credentials)
+
+
+def _redacted(url: str | None) -> str:
+    """The store URL without a password, for the log."""
+    if url is None:
+        return "none (read-only from files)"
+    scheme, sep, rest = url.partition("://")
+    credentials, at, location = rest.rpartition("@")
+    return f"{scheme}{sep}{credentials.split(':')[0]}{at}{location}" if at else url
 
 
 def serve(config: ServerConfig) -> int:
@@ -202,7 +321,11 @@ def serve(config: ServerConfig) -> int:
 
     for sibling in siblings:
         threading.Thread(target=watch, args=(sibling,), daemon=True).start()
-    stopping.wait()
+    # Wake now and then: a signal that arrives while the main thread blocks it (as it does
+    # while spawning a worker) runs its C handler on another thread, and the Python
+    # handler then runs only once the main thread executes again.
+    while not stopping.wait(timeout=0.5):
+        pass
     for sibling in siblings:
         if sibling.is_alive():
             sibling.terminate()  # SIGTERM: each drains like this one

@@ -13,6 +13,7 @@ import grpc
 
 from termdesk.api import convert
 from termdesk.api.errors import DeadlineError, RequestError, field_violations, status_for
+from termdesk.decisionlog import DecisionLog
 from termdesk.errors import PackageError, Problem
 from termdesk.evaluator import Evaluator, Match
 from termdesk.explain import explain
@@ -48,8 +49,10 @@ class TermEvaluatorServicer(pb_grpc.TermEvaluatorServicer):
         limits: RequestLimits,
         *,
         log_packages: bool = False,
+        decision_log: DecisionLog | None = None,
     ) -> None:
         self.registry = registry
+        self.decision_log = decision_log
         self.vocabulary = vocabulary
         self.limits = limits
         self.log_packages = log_packages
@@ -252,6 +255,8 @@ class TermEvaluatorServicer(pb_grpc.TermEvaluatorServicer):
         if self.log_packages:
             record["package"] = package_json(package)
         log.info("evaluation", **record)
+        if self.decision_log is not None:
+            self.decision_log.record(decision_id, package, evaluation)
 
 
 def _deadline_passed(context: grpc.ServicerContext) -> bool:
