@@ -31,6 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 ENVOY_CONFIG = REPO / "deploy" / "envoy" / "envoy.yaml"
 DESCRIPTOR_SET = REPO / "deploy" / "envoy" / "termdesk.pb"
 STARTUP_TIMEOUT = 60.0
+ADMIN_TOKEN = f"gateway-{uuid.uuid4().hex}"
 
 
 def envoy_binary() -> str:
@@ -150,7 +151,7 @@ class EnvoyProcess:
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EnvoyProcess]:
     workdir = tmp_path_factory.mktemp("gateway")
-    server = ServerProcess(workdir)
+    server = ServerProcess(workdir, env={"TERMDESK_ADMIN_TOKEN": ADMIN_TOKEN})
     try:
         envoy = EnvoyProcess(workdir, server.port)
         try:
@@ -261,3 +262,31 @@ class TestOtherRoutes:
         assert 200 == reply.status, reply.body
         names = {term_type["name"] for term_type in reply.body["term_types"]}
         assert {"exclusivity", "payment_terms", "confidentiality"} <= names
+
+
+class TestAdminOverHttp:
+    def test_rulesets_are_listed_with_a_bearer_token(self, gateway: EnvoyProcess) -> None:
+        """GET /v1/rulesets reaches RulesetAdmin with the caller's authorization header."""
+        reply = gateway.curl(
+            "--header",
+            f"authorization: Bearer {ADMIN_TOKEN}",
+            f"http://127.0.0.1:{gateway.port}/v1/rulesets",
+        )
+        assert reply.status == 200, reply.body
+        names = [ruleset["name"] for ruleset in reply.body["rulesets"]]
+        assert "partner-alliance" in names
+
+    def test_no_token_is_401(self, gateway: EnvoyProcess) -> None:
+        """Without a token the admin API answers UNAUTHENTICATED, which is HTTP 401."""
+        reply = gateway.get("/v1/rulesets")
+        assert reply.status == 401, reply.body
+
+    def test_versions_of_one_ruleset(self, gateway: EnvoyProcess) -> None:
+        """GET /v1/rulesets/{name}/versions binds the name from the path."""
+        reply = gateway.curl(
+            "--header",
+            f"authorization: Bearer {ADMIN_TOKEN}",
+            f"http://127.0.0.1:{gateway.port}/v1/rulesets/partner-alliance/versions",
+        )
+        assert reply.status == 200, reply.body
+        assert reply.body["versions"][0]["version"] == "1"

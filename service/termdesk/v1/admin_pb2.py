@@ -22,67 +22,84 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from termdesk.v1 import termdesk_pb2 as termdesk_dot_v1_dot_termdesk__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17termdesk/v1/admin.proto\x12\x0btermdesk.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1atermdesk/v1/termdesk.proto\"\x95\x01\n\nDiagnostic\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x0c\n\x04line\x18\x03 \x01(\x05\x12\x0e\n\x06\x63olumn\x18\x04 \x01(\x05\x12\x0f\n\x07rule_id\x18\x05 \x01(\t\x12\x0c\n\x04help\x18\x06 \x01(\t\x12+\n\x05level\x18\x07 \x01(\x0e\x32\x1c.termdesk.v1.DiagnosticLevel\"N\n\x0eTestCaseResult\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04line\x18\x02 \x01(\x05\x12\x0e\n\x06passed\x18\x03 \x01(\x08\x12\x10\n\x08\x66\x61ilures\x18\x04 \x03(\t\"\xa1\x01\n\x0eRulesetVersion\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x0e\n\x06\x64igest\x18\x03 \x01(\t\x12\x0e\n\x06\x61uthor\x18\x04 \x01(\t\x12\x0f\n\x07\x63omment\x18\x05 \x01(\t\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x61\x63tive\x18\x07 \x01(\x08\"(\n\x16ValidateRulesetRequest\x12\x0e\n\x06source\x18\x01 \x01(\t\"\x9d\x01\n\x17ValidateRulesetResponse\x12\n\n\x02ok\x18\x01 \x01(\x08\x12,\n\x0b\x64iagnostics\x18\x02 \x03(\x0b\x32\x17.termdesk.v1.Diagnostic\x12*\n\x05tests\x18\x03 \x03(\x0b\x32\x1b.termdesk.v1.TestCaseResult\x12\x0c\n\x04name\x18\x04 \x01(\t\x12\x0e\n\x06\x64igest\x18\x05 \x01(\t\"z\n\x15PublishRulesetRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\x1d\n\x10\x65xpected_version\x18\x03 \x01(\x03H\x00\x88\x01\x01\x12\x0f\n\x07\x63omment\x18\x04 \x01(\tB\x13\n\x11_expected_version\"g\n\x16PublishRulesetResponse\x12\x0f\n\x07version\x18\x01 \x01(\x03\x12\x0e\n\x06\x64igest\x18\x02 \x01(\t\x12,\n\x07ruleset\x18\x03 \x01(\x0b\x32\x1b.termdesk.v1.RulesetVersion\"2\n\x11GetRulesetRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\"R\n\x12GetRulesetResponse\x12,\n\x07ruleset\x18\x01 \x01(\x0b\x32\x1b.termdesk.v1.RulesetVersion\x12\x0e\n\x06source\x18\x02 \x01(\t\"\x15\n\x13ListRulesetsRequest\"e\n\x0eRulesetSummary\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x63tive_version\x18\x02 \x01(\x03\x12\x16\n\x0elatest_version\x18\x03 \x01(\x03\x12\x15\n\ractive_digest\x18\x04 \x01(\t\"E\n\x14ListRulesetsResponse\x12-\n\x08rulesets\x18\x01 \x03(\x0b\x32\x1b.termdesk.v1.RulesetSummary\"*\n\x1aListRulesetVersionsRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"L\n\x1bListRulesetVersionsResponse\x12-\n\x08versions\x18\x01 \x03(\x0b\x32\x1b.termdesk.v1.RulesetVersion\">\n\x1d\x41\x63tivateRulesetVersionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\"h\n\x1e\x41\x63tivateRulesetVersionResponse\x12,\n\x07ruleset\x18\x01 \x01(\x0b\x32\x1b.termdesk.v1.RulesetVersion\x12\x18\n\x10previous_version\x18\x02 \x01(\x03\"T\n\x1a\x44iffRulesetVersionsRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0c\x66rom_version\x18\x02 \x01(\x03\x12\x12\n\nto_version\x18\x03 \x01(\x03\"3\n\nRuleChange\x12\x0f\n\x07rule_id\x18\x01 \x01(\t\x12\x14\n\x0c\x63hanged_keys\x18\x02 \x03(\t\"E\n\x0fParameterChange\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nfrom_value\x18\x02 \x01(\t\x12\x10\n\x08to_value\x18\x03 \x01(\t\"\xb9\x01\n\x1b\x44iffRulesetVersionsResponse\x12\x16\n\x0e\x61\x64\x64\x65\x64_rule_ids\x18\x01 \x03(\t\x12\x18\n\x10removed_rule_ids\x18\x02 \x03(\t\x12.\n\rchanged_rules\x18\x03 \x03(\x0b\x32\x17.termdesk.v1.RuleChange\x12\x38\n\x12\x63hanged_parameters\x18\x04 \x03(\x0b\x32\x1c.termdesk.v1.ParameterChange\"e\n\x14\x41nalyzeImpactRequest\x12\x0e\n\x06source\x18\x01 \x01(\t\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05limit\x18\x03 \x01(\x05\"\x90\x01\n\x0e\x44\x65\x63isionChange\x12\x0f\n\x07\x64\x65\x61l_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x02 \x01(\t\x12,\n\rfrom_decision\x18\x03 \x01(\x0e\x32\x15.termdesk.v1.Decision\x12*\n\x0bto_decision\x18\x04 \x01(\x0e\x32\x15.termdesk.v1.Decision\"}\n\x12\x44\x65\x63isionTransition\x12,\n\rfrom_decision\x18\x01 \x01(\x0e\x32\x15.termdesk.v1.Decision\x12*\n\x0bto_decision\x18\x02 \x01(\x0e\x32\x15.termdesk.v1.Decision\x12\r\n\x05\x63ount\x18\x03 \x01(\x05\"\xc7\x01\n\x15\x41nalyzeImpactResponse\x12\x10\n\x08replayed\x18\x01 \x01(\x05\x12\x0f\n\x07\x63hanged\x18\x02 \x01(\x05\x12\x34\n\x0btransitions\x18\x03 \x03(\x0b\x32\x1f.termdesk.v1.DecisionTransition\x12,\n\x07\x63hanges\x18\x04 \x03(\x0b\x32\x1b.termdesk.v1.DecisionChange\x12\x0f\n\x07skipped\x18\x05 \x01(\x05\x12\x16\n\x0e\x61\x63tive_version\x18\x06 \x01(\x03*m\n\x0f\x44iagnosticLevel\x12 \n\x1c\x44IAGNOSTIC_LEVEL_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x44IAGNOSTIC_LEVEL_ERROR\x10\x01\x12\x1c\n\x18\x44IAGNOSTIC_LEVEL_WARNING\x10\x02\x32\x8a\x06\n\x0cRulesetAdmin\x12\\\n\x0fValidateRuleset\x12#.termdesk.v1.ValidateRulesetRequest\x1a$.termdesk.v1.ValidateRulesetResponse\x12Y\n\x0ePublishRuleset\x12\".termdesk.v1.PublishRulesetRequest\x1a#.termdesk.v1.PublishRulesetResponse\x12M\n\nGetRuleset\x12\x1e.termdesk.v1.GetRulesetRequest\x1a\x1f.termdesk.v1.GetRulesetResponse\x12S\n\x0cListRulesets\x12 .termdesk.v1.ListRulesetsRequest\x1a!.termdesk.v1.ListRulesetsResponse\x12h\n\x13ListRulesetVersions\x12\'.termdesk.v1.ListRulesetVersionsRequest\x1a(.termdesk.v1.ListRulesetVersionsResponse\x12q\n\x16\x41\x63tivateRulesetVersion\x12*.termdesk.v1.ActivateRulesetVersionRequest\x1a+.termdesk.v1.ActivateRulesetVersionResponse\x12h\n\x13\x44iffRulesetVersions\x12\'.termdesk.v1.DiffRulesetVersionsRequest\x1a(.termdesk.v1.DiffRulesetVersionsResponse\x12V\n\rAnalyzeImpact\x12!.termdesk.v1.AnalyzeImpactRequest\x1a\".termdesk.v1.AnalyzeImpactResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17termdesk/v1/admin.proto\x12\x0btermdesk.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1atermdesk/v1/termdesk.proto\"\x95\x01\n\nDiagnostic\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x0c\n\x04line\x18\x03 \x01(\x05\x12\x0e\n\x06\x63olumn\x18\x04 \x01(\x05\x12\x0f\n\x07rule_id\x18\x05 \x01(\t\x12\x0c\n\x04help\x18\x06 \x01(\t\x12+\n\x05level\x18\x07 \x01(\x0e\x32\x1c.termdesk.v1.DiagnosticLevel\"N\n\x0eTestCaseResult\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04line\x18\x02 \x01(\x05\x12\x0e\n\x06passed\x18\x03 \x01(\x08\x12\x10\n\x08\x66\x61ilures\x18\x04 \x03(\t\"\xa1\x01\n\x0eRulesetVersion\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x0e\n\x06\x64igest\x18\x03 \x01(\t\x12\x0e\n\x06\x61uthor\x18\x04 \x01(\t\x12\x0f\n\x07\x63omment\x18\x05 \x01(\t\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x61\x63tive\x18\x07 \x01(\x08\"(\n\x16ValidateRulesetRequest\x12\x0e\n\x06source\x18\x01 \x01(\t\"\x9d\x01\n\x17ValidateRulesetResponse\x12\n\n\x02ok\x18\x01 \x01(\x08\x12,\n\x0b\x64iagnostics\x18\x02 \x03(\x0b\x32\x17.termdesk.v1.Diagnostic\x12*\n\x05tests\x18\x03 \x03(\x0b\x32\x1b.termdesk.v1.TestCaseResult\x12\x0c\n\x04name\x18\x04 \x01(\t\x12\x0e\n\x06\x64igest\x18\x05 \x01(\t\"z\n\x15PublishRulesetRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\x1d\n\x10\x65xpected_version\x18\x03 \x01(\x03H\x00\x88\x01\x01\x12\x0f\n\x07\x63omment\x18\x04 \x01(\tB\x13\n\x11_expected_version\"g\n\x16PublishRulesetResponse\x12\x0f\n\x07version\x18\x01 \x01(\x03\x12\x0e\n\x06\x64igest\x18\x02 \x01(\t\x12,\n\x07ruleset\x18\x03 \x01(\x0b\x32\x1b.termdesk.v1.RulesetVersion\"2\n\x11GetRulesetRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\"R\n\x12GetRulesetResponse\x12,\n\x07ruleset\x18\x01 \x01(\x0b\x32\x1b.termdesk.v1.RulesetVersion\x12\x0e\n\x06source\x18\x02 \x01(\t\"\x15\n\x13ListRulesetsRequest\"e\n\x0eRulesetSummary\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x63tive_version\x18\x02 \x01(\x03\x12\x16\n\x0elatest_version\x18\x03 \x01(\x03\x12\x15\n\ractive_digest\x18\x04 \x01(\t\"E\n\x14ListRulesetsResponse\x12-\n\x08rulesets\x18\x01 \x03(\x0b\x32\x1b.termdesk.v1.RulesetSummary\"*\n\x1aListRulesetVersionsRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"L\n\x1bListRulesetVersionsResponse\x12-\n\x08versions\x18\x01 \x03(\x0b\x32\x1b.termdesk.v1.RulesetVersion\">\n\x1d\x41\x63tivateRulesetVersionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\"h\n\x1e\x41\x63tivateRulesetVersionResponse\x12,\n\x07ruleset\x18\x01 \x01(\x0b\x32\x1b.termdesk.v1.RulesetVersion\x12\x18\n\x10previous_version\x18\x02 \x01(\x03\"T\n\x1a\x44iffRulesetVersionsRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0c\x66rom_version\x18\x02 \x01(\x03\x12\x12\n\nto_version\x18\x03 \x01(\x03\"3\n\nRuleChange\x12\x0f\n\x07rule_id\x18\x01 \x01(\t\x12\x14\n\x0c\x63hanged_keys\x18\x02 \x03(\t\"E\n\x0fParameterChange\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nfrom_value\x18\x02 \x01(\t\x12\x10\n\x08to_value\x18\x03 \x01(\t\"\xb9\x01\n\x1b\x44iffRulesetVersionsResponse\x12\x16\n\x0e\x61\x64\x64\x65\x64_rule_ids\x18\x01 \x03(\t\x12\x18\n\x10removed_rule_ids\x18\x02 \x03(\t\x12.\n\rchanged_rules\x18\x03 \x03(\x0b\x32\x17.termdesk.v1.RuleChange\x12\x38\n\x12\x63hanged_parameters\x18\x04 \x03(\x0b\x32\x1c.termdesk.v1.ParameterChange\"e\n\x14\x41nalyzeImpactRequest\x12\x0e\n\x06source\x18\x01 \x01(\t\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05limit\x18\x03 \x01(\x05\"\x90\x01\n\x0e\x44\x65\x63isionChange\x12\x0f\n\x07\x64\x65\x61l_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x02 \x01(\t\x12,\n\rfrom_decision\x18\x03 \x01(\x0e\x32\x15.termdesk.v1.Decision\x12*\n\x0bto_decision\x18\x04 \x01(\x0e\x32\x15.termdesk.v1.Decision\"}\n\x12\x44\x65\x63isionTransition\x12,\n\rfrom_decision\x18\x01 \x01(\x0e\x32\x15.termdesk.v1.Decision\x12*\n\x0bto_decision\x18\x02 \x01(\x0e\x32\x15.termdesk.v1.Decision\x12\r\n\x05\x63ount\x18\x03 \x01(\x05\"\xc7\x01\n\x15\x41nalyzeImpactResponse\x12\x10\n\x08replayed\x18\x01 \x01(\x05\x12\x0f\n\x07\x63hanged\x18\x02 \x01(\x05\x12\x34\n\x0btransitions\x18\x03 \x03(\x0b\x32\x1f.termdesk.v1.DecisionTransition\x12,\n\x07\x63hanges\x18\x04 \x03(\x0b\x32\x1b.termdesk.v1.DecisionChange\x12\x0f\n\x07skipped\x18\x05 \x01(\x05\x12\x16\n\x0e\x61\x63tive_version\x18\x06 \x01(\x03*m\n\x0f\x44iagnosticLevel\x12 \n\x1c\x44IAGNOSTIC_LEVEL_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x44IAGNOSTIC_LEVEL_ERROR\x10\x01\x12\x1c\n\x18\x44IAGNOSTIC_LEVEL_WARNING\x10\x02\x32\xe2\x08\n\x0cRulesetAdmin\x12~\n\x0fValidateRuleset\x12#.termdesk.v1.ValidateRulesetRequest\x1a$.termdesk.v1.ValidateRulesetResponse\" \x82\xd3\xe4\x93\x02\x1a\"\x15/v1/rulesets:validate:\x01*\x12\x82\x01\n\x0ePublishRuleset\x12\".termdesk.v1.PublishRulesetRequest\x1a#.termdesk.v1.PublishRulesetResponse\"\'\x82\xd3\xe4\x93\x02!\"\x1c/v1/rulesets/{name}/versions:\x01*\x12\x94\x01\n\nGetRuleset\x12\x1e.termdesk.v1.GetRulesetRequest\x1a\x1f.termdesk.v1.GetRulesetResponse\"E\x82\xd3\xe4\x93\x02?\x12\x13/v1/rulesets/{name}Z(\x12&/v1/rulesets/{name}/versions/{version}\x12i\n\x0cListRulesets\x12 .termdesk.v1.ListRulesetsRequest\x1a!.termdesk.v1.ListRulesetsResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\x0c/v1/rulesets\x12\x8e\x01\n\x13ListRulesetVersions\x12\'.termdesk.v1.ListRulesetVersionsRequest\x1a(.termdesk.v1.ListRulesetVersionsResponse\"$\x82\xd3\xe4\x93\x02\x1e\x12\x1c/v1/rulesets/{name}/versions\x12\xad\x01\n\x16\x41\x63tivateRulesetVersion\x12*.termdesk.v1.ActivateRulesetVersionRequest\x1a+.termdesk.v1.ActivateRulesetVersionResponse\":\x82\xd3\xe4\x93\x02\x34\"//v1/rulesets/{name}/versions/{version}:activate:\x01*\x12\x8a\x01\n\x13\x44iffRulesetVersions\x12\'.termdesk.v1.DiffRulesetVersionsRequest\x1a(.termdesk.v1.DiffRulesetVersionsResponse\" \x82\xd3\xe4\x93\x02\x1a\x12\x18/v1/rulesets/{name}:diff\x12}\n\rAnalyzeImpact\x12!.termdesk.v1.AnalyzeImpactRequest\x1a\".termdesk.v1.AnalyzeImpactResponse\"%\x82\xd3\xe4\x93\x02\x1f\"\x1a/v1/rulesets:analyzeImpact:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'termdesk.v1.admin_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_DIAGNOSTICLEVEL']._serialized_start=2530
-  _globals['_DIAGNOSTICLEVEL']._serialized_end=2639
-  _globals['_DIAGNOSTIC']._serialized_start=102
-  _globals['_DIAGNOSTIC']._serialized_end=251
-  _globals['_TESTCASERESULT']._serialized_start=253
-  _globals['_TESTCASERESULT']._serialized_end=331
-  _globals['_RULESETVERSION']._serialized_start=334
-  _globals['_RULESETVERSION']._serialized_end=495
-  _globals['_VALIDATERULESETREQUEST']._serialized_start=497
-  _globals['_VALIDATERULESETREQUEST']._serialized_end=537
-  _globals['_VALIDATERULESETRESPONSE']._serialized_start=540
-  _globals['_VALIDATERULESETRESPONSE']._serialized_end=697
-  _globals['_PUBLISHRULESETREQUEST']._serialized_start=699
-  _globals['_PUBLISHRULESETREQUEST']._serialized_end=821
-  _globals['_PUBLISHRULESETRESPONSE']._serialized_start=823
-  _globals['_PUBLISHRULESETRESPONSE']._serialized_end=926
-  _globals['_GETRULESETREQUEST']._serialized_start=928
-  _globals['_GETRULESETREQUEST']._serialized_end=978
-  _globals['_GETRULESETRESPONSE']._serialized_start=980
-  _globals['_GETRULESETRESPONSE']._serialized_end=1062
-  _globals['_LISTRULESETSREQUEST']._serialized_start=1064
-  _globals['_LISTRULESETSREQUEST']._serialized_end=1085
-  _globals['_RULESETSUMMARY']._serialized_start=1087
-  _globals['_RULESETSUMMARY']._serialized_end=1188
-  _globals['_LISTRULESETSRESPONSE']._serialized_start=1190
-  _globals['_LISTRULESETSRESPONSE']._serialized_end=1259
-  _globals['_LISTRULESETVERSIONSREQUEST']._serialized_start=1261
-  _globals['_LISTRULESETVERSIONSREQUEST']._serialized_end=1303
-  _globals['_LISTRULESETVERSIONSRESPONSE']._serialized_start=1305
-  _globals['_LISTRULESETVERSIONSRESPONSE']._serialized_end=1381
-  _globals['_ACTIVATERULESETVERSIONREQUEST']._serialized_start=1383
-  _globals['_ACTIVATERULESETVERSIONREQUEST']._serialized_end=1445
-  _globals['_ACTIVATERULESETVERSIONRESPONSE']._serialized_start=1447
-  _globals['_ACTIVATERULESETVERSIONRESPONSE']._serialized_end=1551
-  _globals['_DIFFRULESETVERSIONSREQUEST']._serialized_start=1553
-  _globals['_DIFFRULESETVERSIONSREQUEST']._serialized_end=1637
-  _globals['_RULECHANGE']._serialized_start=1639
-  _globals['_RULECHANGE']._serialized_end=1690
-  _globals['_PARAMETERCHANGE']._serialized_start=1692
-  _globals['_PARAMETERCHANGE']._serialized_end=1761
-  _globals['_DIFFRULESETVERSIONSRESPONSE']._serialized_start=1764
-  _globals['_DIFFRULESETVERSIONSRESPONSE']._serialized_end=1949
-  _globals['_ANALYZEIMPACTREQUEST']._serialized_start=1951
-  _globals['_ANALYZEIMPACTREQUEST']._serialized_end=2052
-  _globals['_DECISIONCHANGE']._serialized_start=2055
-  _globals['_DECISIONCHANGE']._serialized_end=2199
-  _globals['_DECISIONTRANSITION']._serialized_start=2201
-  _globals['_DECISIONTRANSITION']._serialized_end=2326
-  _globals['_ANALYZEIMPACTRESPONSE']._serialized_start=2329
-  _globals['_ANALYZEIMPACTRESPONSE']._serialized_end=2528
-  _globals['_RULESETADMIN']._serialized_start=2642
-  _globals['_RULESETADMIN']._serialized_end=3420
+  _globals['_RULESETADMIN'].methods_by_name['ValidateRuleset']._loaded_options = None
+  _globals['_RULESETADMIN'].methods_by_name['ValidateRuleset']._serialized_options = b'\202\323\344\223\002\032\"\025/v1/rulesets:validate:\001*'
+  _globals['_RULESETADMIN'].methods_by_name['PublishRuleset']._loaded_options = None
+  _globals['_RULESETADMIN'].methods_by_name['PublishRuleset']._serialized_options = b'\202\323\344\223\002!\"\034/v1/rulesets/{name}/versions:\001*'
+  _globals['_RULESETADMIN'].methods_by_name['GetRuleset']._loaded_options = None
+  _globals['_RULESETADMIN'].methods_by_name['GetRuleset']._serialized_options = b'\202\323\344\223\002?\022\023/v1/rulesets/{name}Z(\022&/v1/rulesets/{name}/versions/{version}'
+  _globals['_RULESETADMIN'].methods_by_name['ListRulesets']._loaded_options = None
+  _globals['_RULESETADMIN'].methods_by_name['ListRulesets']._serialized_options = b'\202\323\344\223\002\016\022\014/v1/rulesets'
+  _globals['_RULESETADMIN'].methods_by_name['ListRulesetVersions']._loaded_options = None
+  _globals['_RULESETADMIN'].methods_by_name['ListRulesetVersions']._serialized_options = b'\202\323\344\223\002\036\022\034/v1/rulesets/{name}/versions'
+  _globals['_RULESETADMIN'].methods_by_name['ActivateRulesetVersion']._loaded_options = None
+  _globals['_RULESETADMIN'].methods_by_name['ActivateRulesetVersion']._serialized_options = b'\202\323\344\223\0024\"//v1/rulesets/{name}/versions/{version}:activate:\001*'
+  _globals['_RULESETADMIN'].methods_by_name['DiffRulesetVersions']._loaded_options = None
+  _globals['_RULESETADMIN'].methods_by_name['DiffRulesetVersions']._serialized_options = b'\202\323\344\223\002\032\022\030/v1/rulesets/{name}:diff'
+  _globals['_RULESETADMIN'].methods_by_name['AnalyzeImpact']._loaded_options = None
+  _globals['_RULESETADMIN'].methods_by_name['AnalyzeImpact']._serialized_options = b'\202\323\344\223\002\037\"\032/v1/rulesets:analyzeImpact:\001*'
+  _globals['_DIAGNOSTICLEVEL']._serialized_start=2560
+  _globals['_DIAGNOSTICLEVEL']._serialized_end=2669
+  _globals['_DIAGNOSTIC']._serialized_start=132
+  _globals['_DIAGNOSTIC']._serialized_end=281
+  _globals['_TESTCASERESULT']._serialized_start=283
+  _globals['_TESTCASERESULT']._serialized_end=361
+  _globals['_RULESETVERSION']._serialized_start=364
+  _globals['_RULESETVERSION']._serialized_end=525
+  _globals['_VALIDATERULESETREQUEST']._serialized_start=527
+  _globals['_VALIDATERULESETREQUEST']._serialized_end=567
+  _globals['_VALIDATERULESETRESPONSE']._serialized_start=570
+  _globals['_VALIDATERULESETRESPONSE']._serialized_end=727
+  _globals['_PUBLISHRULESETREQUEST']._serialized_start=729
+  _globals['_PUBLISHRULESETREQUEST']._serialized_end=851
+  _globals['_PUBLISHRULESETRESPONSE']._serialized_start=853
+  _globals['_PUBLISHRULESETRESPONSE']._serialized_end=956
+  _globals['_GETRULESETREQUEST']._serialized_start=958
+  _globals['_GETRULESETREQUEST']._serialized_end=1008
+  _globals['_GETRULESETRESPONSE']._serialized_start=1010
+  _globals['_GETRULESETRESPONSE']._serialized_end=1092
+  _globals['_LISTRULESETSREQUEST']._serialized_start=1094
+  _globals['_LISTRULESETSREQUEST']._serialized_end=1115
+  _globals['_RULESETSUMMARY']._serialized_start=1117
+  _globals['_RULESETSUMMARY']._serialized_end=1218
+  _globals['_LISTRULESETSRESPONSE']._serialized_start=1220
+  _globals['_LISTRULESETSRESPONSE']._serialized_end=1289
+  _globals['_LISTRULESETVERSIONSREQUEST']._serialized_start=1291
+  _globals['_LISTRULESETVERSIONSREQUEST']._serialized_end=1333
+  _globals['_LISTRULESETVERSIONSRESPONSE']._serialized_start=1335
+  _globals['_LISTRULESETVERSIONSRESPONSE']._serialized_end=1411
+  _globals['_ACTIVATERULESETVERSIONREQUEST']._serialized_start=1413
+  _globals['_ACTIVATERULESETVERSIONREQUEST']._serialized_end=1475
+  _globals['_ACTIVATERULESETVERSIONRESPONSE']._serialized_start=1477
+  _globals['_ACTIVATERULESETVERSIONRESPONSE']._serialized_end=1581
+  _globals['_DIFFRULESETVERSIONSREQUEST']._serialized_start=1583
+  _globals['_DIFFRULESETVERSIONSREQUEST']._serialized_end=1667
+  _globals['_RULECHANGE']._serialized_start=1669
+  _globals['_RULECHANGE']._serialized_end=1720
+  _globals['_PARAMETERCHANGE']._serialized_start=1722
+  _globals['_PARAMETERCHANGE']._serialized_end=1791
+  _globals['_DIFFRULESETVERSIONSRESPONSE']._serialized_start=1794
+  _globals['_DIFFRULESETVERSIONSRESPONSE']._serialized_end=1979
+  _globals['_ANALYZEIMPACTREQUEST']._serialized_start=1981
+  _globals['_ANALYZEIMPACTREQUEST']._serialized_end=2082
+  _globals['_DECISIONCHANGE']._serialized_start=2085
+  _globals['_DECISIONCHANGE']._serialized_end=2229
+  _globals['_DECISIONTRANSITION']._serialized_start=2231
+  _globals['_DECISIONTRANSITION']._serialized_end=2356
+  _globals['_ANALYZEIMPACTRESPONSE']._serialized_start=2359
+  _globals['_ANALYZEIMPACTRESPONSE']._serialized_end=2558
+  _globals['_RULESETADMIN']._serialized_start=2672
+  _globals['_RULESETADMIN']._serialized_end=3794
 # @@protoc_insertion_point(module_scope)

@@ -130,6 +130,7 @@ class RulesetAdminServicer:
 
     def DiffRulesetVersions(self, request, context):
         """DiffRulesetVersions says which rules and parameters two versions add, remove or change.
+        Over HTTP: GET /v1/rulesets/{name}:diff?from_version=1&to_version=2.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -58,7 +58,9 @@ class RulesetAdminStub:
     ActivateRulesetVersion: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ActivateRulesetVersionRequest, _admin_pb2.ActivateRulesetVersionResponse]
     """ActivateRulesetVersion rolls back or forward to a stored version."""
     DiffRulesetVersions: _grpc.UnaryUnaryMultiCallable[_admin_pb2.DiffRulesetVersionsRequest, _admin_pb2.DiffRulesetVersionsResponse]
-    """DiffRulesetVersions says which rules and parameters two versions add, remove or change."""
+    """DiffRulesetVersions says which rules and parameters two versions add, remove or change.
+    Over HTTP: GET /v1/rulesets/{name}:diff?from_version=1&to_version=2.
+    """
     AnalyzeImpact: _grpc.UnaryUnaryMultiCallable[_admin_pb2.AnalyzeImpactRequest, _admin_pb2.AnalyzeImpactResponse]
     """AnalyzeImpact replays logged packages against a draft and against the active version
     and reports the decisions that would change, before anyone publishes. The draft must
@@ -89,7 +91,9 @@ class RulesetAdminAsyncStub(RulesetAdminStub):
     ActivateRulesetVersion: _aio.UnaryUnaryMultiCallable[_admin_pb2.ActivateRulesetVersionRequest, _admin_pb2.ActivateRulesetVersionResponse]  # type: ignore[assignment]
     """ActivateRulesetVersion rolls back or forward to a stored version."""
     DiffRulesetVersions: _aio.UnaryUnaryMultiCallable[_admin_pb2.DiffRulesetVersionsRequest, _admin_pb2.DiffRulesetVersionsResponse]  # type: ignore[assignment]
-    """DiffRulesetVersions says which rules and parameters two versions add, remove or change."""
+    """DiffRulesetVersions says which rules and parameters two versions add, remove or change.
+    Over HTTP: GET /v1/rulesets/{name}:diff?from_version=1&to_version=2.
+    """
     AnalyzeImpact: _aio.UnaryUnaryMultiCallable[_admin_pb2.AnalyzeImpactRequest, _admin_pb2.AnalyzeImpactResponse]  # type: ignore[assignment]
     """AnalyzeImpact replays logged packages against a draft and against the active version
     and reports the decisions that would change, before anyone publishes. The draft must
@@ -159,7 +163,9 @@ class RulesetAdminServicer(metaclass=_abc_1.ABCMeta):
         request: _admin_pb2.DiffRulesetVersionsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_admin_pb2.DiffRulesetVersionsResponse, _abc.Awaitable[_admin_pb2.DiffRulesetVersionsResponse]]:
-        """DiffRulesetVersions says which rules and parameters two versions add, remove or change."""
+        """DiffRulesetVersions says which rules and parameters two versions add, remove or change.
+        Over HTTP: GET /v1/rulesets/{name}:diff?from_version=1&to_version=2.
+        """
 
     @_abc_1.abstractmethod
     def AnalyzeImpact(
