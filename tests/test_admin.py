@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -20,6 +21,7 @@ import grpc
 import pytest
 from grpc_status import rpc_status
 
+from termdesk.api.admin import is_loopback
 from termdesk.auth import hash_token
 from termdesk.evaluator import Evaluator
 from termdesk.ruleset.validator import validate_source
@@ -445,6 +447,50 @@ class TestAccess:
             evaluate_request(CLEAN_PACKAGE), metadata=bearer(EVALUATOR), timeout=CALL_TIMEOUT
         )
         assert pb.DECISION_APPROVE == response.decision
+
+    def test_evaluate_from_another_machine_needs_a_token_by_default(
+        self, start: Callable[..., Admin]
+    ) -> None:
+        """Default `--evaluate-auth loopback`: open on loopback, a token from elsewhere."""
+        admin = start("--host", "0.0.0.0")
+        assert pb.DECISION_APPROVE == admin.evaluate(CLEAN_PACKAGE).decision  # 127.0.0.1
+        with grpc.insecure_channel(f"{outward_address()}:{admin.server.port}") as channel:
+            remote = pb_grpc.TermEvaluatorStub(channel)
+            refusal(
+                lambda: remote.Evaluate(evaluate_request(CLEAN_PACKAGE), timeout=CALL_TIMEOUT),
+                grpc.StatusCode.UNAUTHENTICATED,
+            )
+            response = remote.Evaluate(
+                evaluate_request(CLEAN_PACKAGE), metadata=bearer(EVALUATOR), timeout=CALL_TIMEOUT
+            )
+            assert pb.DECISION_APPROVE == response.decision
+
+
+def outward_address() -> str:
+    """This machine's address on its way out (not loopback): what another host would call."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect(("10.255.255.255", 9))  # sends nothing: only picks a route
+        address = str(probe.getsockname()[0])
+    assert not address.startswith("127."), "no non-loopback address on this machine"
+    return address
+
+
+class TestLoopbackPeers:
+    @pytest.mark.parametrize(
+        ("peer", "local"),
+        [
+            ("ipv4:127.0.0.1:5000", True),
+            ("ipv6:[::1]:5000", True),
+            ("ipv6:%5B::1%5D:5000", True),
+            ("unix:/tmp/termdesk.sock", True),
+            ("ipv4:192.0.2.2:5000", False),
+            ("ipv6:[fd00::2]:5000", False),
+            ("", False),
+        ],
+    )
+    def test_is_loopback(self, peer: str, local: bool) -> None:
+        """gRPC peer strings, URL-encoded or not, are local only on loopback or a socket."""
+        assert local == is_loopback(peer)
 
 
 class TestWithoutAdmin:

@@ -64,9 +64,10 @@ def add_store_flags(serve: argparse.ArgumentParser) -> None:
     )
     add(
         "--evaluate-auth",
-        choices=["open", "token"],
-        default=env("TERMDESK_EVALUATE_AUTH", "open"),
-        help="whether Evaluate needs a token (env TERMDESK_EVALUATE_AUTH; default open)",
+        choices=["loopback", "token", "open"],
+        default=env("TERMDESK_EVALUATE_AUTH", "loopback"),
+        help="who may call Evaluate without a token (env TERMDESK_EVALUATE_AUTH): loopback "
+        "(default) only this machine, token nobody, open everybody",
     )
     add(
         "--reload-interval",

@@ -6,6 +6,8 @@ store and one `admin` line in the log; the token itself never appears in either.
 
 from __future__ import annotations
 
+import ipaddress
+import urllib.parse
 from collections.abc import Callable
 from datetime import UTC
 from typing import Any, TypeVar
@@ -309,12 +311,14 @@ def _target(request: pb.GetRulesetRequest | pb.ActivateRulesetVersionRequest) ->
 
 
 class EvaluateTokenInterceptor(grpc.ServerInterceptor):
-    """With `--evaluate-auth token`: TermEvaluator calls need a token of any role."""
+    """TermEvaluator calls need a token of any role; with `loopback_open` (the default
+    `--evaluate-auth loopback`), calls from this machine's loopback need none."""
 
     _PREFIX = "/termdesk.v1.TermEvaluator/"
 
-    def __init__(self, tokens: Tokens) -> None:
+    def __init__(self, tokens: Tokens, *, loopback_open: bool = False) -> None:
         self.tokens = tokens
+        self.loopback_open = loopback_open
 
     def intercept_service(
         self,
@@ -327,9 +331,39 @@ class EvaluateTokenInterceptor(grpc.ServerInterceptor):
             self.tokens.authenticate(handler_call_details.invocation_metadata)
         except UnauthenticatedError as error:
             message = str(error)
+        else:
+            return continuation(handler_call_details)
+        handler = continuation(handler_call_details)
+        inner = handler.unary_unary if handler is not None else None
+        if inner is None or handler is None or not self.loopback_open:
 
             def deny(request: object, context: grpc.ServicerContext) -> None:
                 context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
 
             return grpc.unary_unary_rpc_method_handler(deny)
-        return continuation(handler_call_details)
+
+        def loopback_only(request: Any, context: grpc.ServicerContext) -> Any:
+            if not is_loopback(context.peer()):
+                context.abort(
+                    grpc.StatusCode.UNAUTHENTICATED,
+                    f"{message} (only calls from this machine need no token)",
+                )
+            return inner(request, context)
+
+        return grpc.unary_unary_rpc_method_handler(
+            loopback_only,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
+def is_loopback(peer: str) -> bool:
+    """Whether a gRPC peer (`ipv4:127.0.0.1:5000`, `ipv6:[::1]:5000`, `unix:...`) is local."""
+    kind, _, address = urllib.parse.unquote(peer).partition(":")
+    if kind == "unix":
+        return True
+    host = address.rsplit(":", 1)[0].strip("[]")
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -101,7 +101,9 @@ class ServerConfig:
     data_dir: Path = Path("termdesk-data")
     tokens_file: Path | None = None
     admin_token: str = field(default="", repr=False)  # never logged
-    evaluate_auth: str = "open"  # or "token": Evaluate needs a token of any role
+    # "loopback": Evaluate needs a token unless called from this machine; "token": always;
+    # "open": never.
+    evaluate_auth: str = "loopback"
     reload_interval: float = 1.0
     decision_retention_days: int = 90
     tls_cert: Path | None = None
@@ -205,8 +207,10 @@ def start(config: ServerConfig, registry: RulesetRegistry | None = None) -> Runn
         if config.worker == 0:
             metrics_endpoint = metrics.serve(config.host, config.metrics_port)
             log.info("metrics listening", port=metrics_endpoint.port, path="/metrics")
-    if config.evaluate_auth == "token":
-        interceptors.append(EvaluateTokenInterceptor(tokens))
+    if config.evaluate_auth != "open":
+        interceptors.append(
+            EvaluateTokenInterceptor(tokens, loopback_open=config.evaluate_auth == "loopback")
+        )
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=config.threads, thread_name_prefix="rpc"),
         interceptors=interceptors,
