@@ -172,7 +172,6 @@ class TradeAdvisor:
         self.ruleset = evaluator.ruleset
         self.vocabulary = vocabulary
         self.limits = limits
-        self._rule_index = {rule.id: index for index, rule in enumerate(self.ruleset.rules)}
 
     def advise(self, package: TermPackage, matches: Set[Match]) -> TradeAdvice:
         """Trades for every violation in `matches`, a counter-proposal and giveaways."""
