@@ -27,7 +27,8 @@ def project(
     """The facts of one package, in package order, with the deal fact last.
 
     `only` keeps the terms of those types (and the deal): enough for the rules reading them.
-    `known` holds facts already projected, by `id()` of their (live, unchanged) term.
+    `known` holds facts already projected, by `id()` of their (live, unchanged) term or
+    context.
     """
     facts: list[Fact] = []
     for index, term in enumerate(package.terms):
@@ -41,8 +42,10 @@ def project(
         elif fact["i"] != index:
             fact = {**fact, "id": f"t{index}", "i": index}
         facts.append(fact)
-    deal: Fact = {"id": "deal", "t": DEAL_FACT_TYPE, "i": -1}
-    _store(deal, package.context, compiled.projection[CONTEXT])
+    deal = known.get(id(package.context)) if known is not None else None
+    if deal is None:
+        deal = {"id": "deal", "t": DEAL_FACT_TYPE, "i": -1}
+        _store(deal, package.context, compiled.projection[CONTEXT])
     facts.append(deal)
     return facts
 

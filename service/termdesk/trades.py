@@ -198,8 +198,10 @@ class _Search:
         self.calls = 0
         self.truncated = False
         self.projected = facts.project(package, advisor.evaluator.compiled)
-        # A changed copy keeps the Term objects it did not change: their facts are reused.
+        # A changed copy keeps its context and the Term objects it did not change: their
+        # facts are reused.
         self._known = {id(package.terms[int(str(f["i"]))]): f for f in self.projected[:-1]}
+        self._known[id(package.context)] = self.projected[-1]
         self._checked: dict[tuple[object, ...], frozenset[Match]] = {}
 
     # -- ordering and evaluation
