@@ -25,7 +25,7 @@ from termdesk.ruleset.compiler import CANARY, CompiledRuleset, compile_ruleset
 from termdesk.ruleset.conditions import other_terms_in
 from termdesk.ruleset.model import Rule, Ruleset
 
-__all__ = ["Evaluator", "Match", "decide"]
+__all__ = ["Evaluator", "Match", "decide", "moved"]
 
 Match = tuple[int, int]  # (rule index, term index; -1 for the deal or a missing term)
 
@@ -76,11 +76,7 @@ class Evaluator:
         facts of unchanged terms (see `facts.project`).
         """
         affected = self.rules_reading(changed_types)
-        kept = {
-            (rule, index_map[term] if term >= 0 else -1)
-            for rule, term in base
-            if rule not in affected and (term < 0 or term in index_map)
-        }
+        kept = moved((match for match in base if match[0] not in affected), index_map)
         if not affected:
             return kept
         needed = self.types_read(affected)
@@ -140,6 +136,16 @@ class Evaluator:
                 engine.close()
             self._partial.clear()
         self._engine.close()
+
+
+def moved(matches: Iterable[Match], index_map: Mapping[int, int]) -> set[Match]:
+    """The matches carried into a changed copy of the package: term indices through
+    `index_map` (old to new), matches on removed terms left out, deal-level ones kept."""
+    return {
+        (rule, index_map[term] if term >= 0 else -1)
+        for rule, term in matches
+        if term < 0 or term in index_map
+    }
 
 
 def decide(violations: Iterable[Violation]) -> tuple[Decision, tuple[str, ...]]:

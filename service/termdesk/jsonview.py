@@ -41,11 +41,7 @@ def advice_json(advice: TradeAdvice) -> dict[str, object]:
             "decision": f"DECISION_{proposal.evaluation.decision.value}",
             "violations": [_violation(v) for v in proposal.evaluation.violations],
             "required_approvers": list(proposal.evaluation.required_approvers),
-            "applied_trades": [
-                index
-                for index, trade in enumerate(advice.trades)
-                if any(trade is applied for applied in proposal.trades)
-            ],
+            "applied_trades": advice.applied_trades(),
             "cost": proposal.cost,
         }
     if advice.truncated:

@@ -200,6 +200,13 @@ class TradeAdvice:
     engine_calls: int
     truncated: bool = False
 
+    def applied_trades(self) -> list[int]:
+        """Indices into `trades` of the trades the counter-proposal took."""
+        if self.counter_proposal is None:
+            return []
+        taken = {id(trade) for trade in self.counter_proposal.trades}
+        return [index for index, trade in enumerate(self.trades) if id(trade) in taken]
+
 
 def to_json_value(value: Value) -> object:
     """Converts a checked value to plain JSON data (money as its documented object)."""

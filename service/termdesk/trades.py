@@ -35,7 +35,7 @@ from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
 
 from termdesk import facts
-from termdesk.evaluator import Evaluator, Match
+from termdesk.evaluator import Evaluator, Match, moved
 from termdesk.model import (
     ChangeOp,
     CounterProposal,
@@ -114,7 +114,7 @@ class _Pending:
 
 
 def apply_changes(
-    package: TermPackage, changes: Iterable[PackageChange]
+    package: TermPackage, changes: Sequence[PackageChange]
 ) -> tuple[TermPackage, dict[int, int], set[str]]:
     """The changed copy, the new index of every kept term, and the term types touched.
 
@@ -122,7 +122,6 @@ def apply_changes(
     order the changes come in (the contract's rule).
     """
     fields: dict[int, dict[str, Value]] = {}
-    removed: set[int] = set()
     added: list[Term] = []
     touched: set[str] = set()
     for change in changes:
@@ -135,20 +134,18 @@ def apply_changes(
             _copied(fields, package, change.term_index)[change.field] = change.value
         elif change.op is ChangeOp.REMOVE_FIELD:
             _copied(fields, package, change.term_index).pop(change.field, None)
-        elif change.op is ChangeOp.REMOVE_TERM:
-            removed.add(change.term_index)
-    terms: list[Term] = []
-    index_map: dict[int, int] = {}
-    for index, term in enumerate(package.terms):
-        if index not in removed:
-            index_map[index] = len(terms)
-            terms.append(Term(term.type, fields[index]) if index in fields else term)
+    index_map = _index_map(len(package.terms), changes)
+    terms = [
+        Term(term.type, fields[index]) if index in fields else term
+        for index, term in enumerate(package.terms)
+        if index in index_map
+    ]
     terms.extend(added)
     return dataclasses.replace(package, terms=tuple(terms)), index_map, touched
 
 
 def _index_map(size: int, changes: Iterable[PackageChange]) -> dict[int, int]:
-    """The new index of every term the changes keep (as `apply_changes` gives it)."""
+    """The new index of every term the changes keep: removed terms close up."""
     removed = {c.term_index for c in changes if c.op is ChangeOp.REMOVE_TERM}
     kept = [index for index in range(size) if index not in removed]
     return {old: new for new, old in enumerate(kept)}
@@ -240,13 +237,8 @@ class _Search:
         if result is None:
             return None
         found, index_map = result
-        rule, term = target
-        cleared = term >= 0 and term not in index_map
-        if not cleared:
-            cleared = (rule, index_map[term] if term >= 0 else -1) not in found
-        before = {
-            (r, index_map[t] if t >= 0 else -1) for r, t in self.matches if t < 0 or t in index_map
-        }
+        cleared = not (moved([target], index_map) & found)
+        before = moved(self.matches, index_map)
         introduced = [match for match in found - before if self.rules[match[0]].severity in _HEAVY]
         return cleared, sorted(introduced)
 
@@ -653,15 +645,9 @@ class _Search:
         if result is None:
             return None
         found, index_map = result
-        moved = [
-            (rule, index_map[term] if term >= 0 else -1)
-            for rule, term in targets
-            if term < 0 or term in index_map
-        ]
-        heavy = {m for m in self.matches if self.rules[m[0]].severity in _HEAVY}
-        before = {(r, index_map[t] if t >= 0 else -1) for r, t in heavy if t < 0 or t in index_map}
-        introduced = [m for m in found - before if self.rules[m[0]].severity in _HEAVY]
-        return sorted({*(m for m in moved if m in found), *introduced})
+        before = moved(self.matches, index_map)
+        introduced = {m for m in found - before if self.rules[m[0]].severity in _HEAVY}
+        return sorted((moved(targets, index_map) & found) | introduced)
 
     def mend(
         self, targets: Sequence[Match], changes: tuple[PackageChange, ...]

@@ -145,8 +145,7 @@ def add_advice(response: pb.EvaluateResponse, advice: TradeAdvice) -> None:
     outcome.decision = _DECISIONS[proposal.evaluation.decision.value]
     outcome.required_approvers.extend(proposal.evaluation.required_approvers)
     outcome.cost = proposal.cost
-    applied = {id(trade) for trade in proposal.trades}
-    outcome.applied_trades.extend(i for i, t in enumerate(advice.trades) if id(t) in applied)
+    outcome.applied_trades.extend(advice.applied_trades())
     for violation in proposal.evaluation.violations:
         _fill_violation(outcome.violations.add(), violation)
 
