@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
 from termdesk.errors import RulesetNotFoundError
 from termdesk.store import (
     AuditRecord,
+    DecisionNotFoundError,
     DecisionRecord,
     Store,
     StoreError,
@@ -188,6 +191,31 @@ class TestLogs:
         recent = store.decisions("demo", since=utc_now() - timedelta(hours=1))
         assert ["d1"] == [d.decision_id for d in recent]
         assert [] == store.decisions("other")
+
+    def test_audit_records_keep_their_channel(self, store: Store) -> None:
+        store.record_audit(AuditRecord("ana", "policy_owner", "PublishRuleset", "demo", "OK"))
+        store.record_audit(
+            AuditRecord("ana", "policy_owner", "Publish", "demo", "OK", channel="console")
+        )
+        assert ["console", "grpc"] == [r.channel for r in store.audit_records()]
+
+    def test_decisions_are_searched_by_deal_decision_and_version(self, store: Store) -> None:
+        blocked = dataclasses.replace(decision("d2", "deal-2"), decision="BLOCK")
+        version_2 = dataclasses.replace(decision("d3", "deal-1"), ruleset_version=2)
+        store.record_decisions([decision("d1", "deal-1", timedelta(hours=1)), blocked, version_2])
+
+        def ids(**filters: Any) -> list[str]:
+            return [d.decision_id for d in store.search_decisions(**filters)]
+
+        assert ["d3", "d2", "d1"] == ids()
+        assert ["d3", "d1"] == ids(deal_id="deal-1")
+        assert ["d2"] == ids(decision="BLOCK")
+        assert ["d1"] == ids(deal_id="deal-1", ruleset_version=1)
+        assert [] == ids(ruleset="other")
+        assert ["d3"] == ids(limit=1)
+        assert blocked == store.decision("d2")
+        with pytest.raises(DecisionNotFoundError, match="no logged decision `nope`"):
+            store.decision("nope")
 
     def test_retention_prunes_old_decisions(self, store: Store) -> None:
         store.record_decisions([decision("new", "a"), decision("old", "b", timedelta(days=40))])

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from termdesk.store.base import (
     AuditRecord,
+    DecisionNotFoundError,
     DecisionRecord,
     RulesetSummary,
     Store,
@@ -24,6 +25,7 @@ from termdesk.store.sqlite import SqliteStore
 
 __all__ = [
     "AuditRecord",
+    "DecisionNotFoundError",
     "DecisionRecord",
     "RulesetSummary",
     "Store",

@@ -32,6 +32,10 @@ class StoreError(TermdeskError):
     """The store cannot be opened, migrated or reached."""
 
 
+class DecisionNotFoundError(TermdeskError):
+    """No logged decision has the id (never logged, or pruned by the retention)."""
+
+
 class VersionConflictError(TermdeskError):
     """A publish named an `expected_version` that is no longer the latest."""
 
@@ -84,6 +88,7 @@ class AuditRecord:
     outcome: str
     detail: str = ""
     created_at: datetime = field(default_factory=utc_now)
+    channel: str = "grpc"  # how the action came in: `grpc` (RulesetAdmin) or `console`
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +165,22 @@ class Store(abc.ABC):
         self, ruleset: str, *, since: datetime | None = None, limit: int = 1000
     ) -> list[DecisionRecord]:
         """The newest logged decisions of `ruleset` (from `since` on), newest first."""
+
+    @abc.abstractmethod
+    def search_decisions(
+        self,
+        *,
+        ruleset: str = "",
+        deal_id: str = "",
+        decision: str = "",
+        ruleset_version: int = 0,
+        limit: int = 100,
+    ) -> list[DecisionRecord]:
+        """The newest logged decisions matching every filter given (empty or 0: any)."""
+
+    @abc.abstractmethod
+    def decision(self, decision_id: str) -> DecisionRecord:
+        """One logged decision; raises `DecisionNotFoundError`."""
 
     @abc.abstractmethod
     def prune_decisions(self, older_than: datetime) -> int:

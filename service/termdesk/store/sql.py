@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from termdesk.store.base import (
     AuditRecord,
+    DecisionNotFoundError,
     DecisionRecord,
     RulesetSummary,
     Store,
@@ -262,8 +263,9 @@ class SqlStore(Store):
     def record_audit(self, record: AuditRecord) -> None:
         with self._transaction() as tx:
             tx.run(
-                "INSERT INTO audit_log (created_at, actor, role, action, target, outcome, detail) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO audit_log "
+                "(created_at, actor, role, action, target, outcome, detail, channel) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 self._time_param(record.created_at),
                 record.actor,
                 record.role,
@@ -271,12 +273,14 @@ class SqlStore(Store):
                 record.target,
                 record.outcome,
                 record.detail,
+                record.channel,
             )
 
     def audit_records(self, limit: int = 100) -> list[AuditRecord]:
         with self._transaction() as tx:
             rows = tx.all(
-                "SELECT actor, role, action, target, outcome, detail, created_at FROM audit_log "
+                "SELECT actor, role, action, target, outcome, detail, created_at, channel "
+                "FROM audit_log "
                 "ORDER BY id DESC LIMIT ?",
                 limit,
             )
@@ -289,6 +293,7 @@ class SqlStore(Store):
                 outcome=row[4],
                 detail=row[5],
                 created_at=self._time_value(row[6]),
+                channel=row[7],
             )
             for row in rows
         ]
@@ -325,6 +330,37 @@ class SqlStore(Store):
         if since is not None:
             where += " AND created_at >= ?"
             params.append(self._time_param(since))
+        return self._decisions(where, params, limit)
+
+    def search_decisions(
+        self,
+        *,
+        ruleset: str = "",
+        deal_id: str = "",
+        decision: str = "",
+        ruleset_version: int = 0,
+        limit: int = 100,
+    ) -> list[DecisionRecord]:
+        filters = {
+            "ruleset": ruleset,
+            "deal_id": deal_id,
+            "decision": decision,
+            "ruleset_version": ruleset_version,
+        }
+        given = {column: value for column, value in filters.items() if value}
+        where = " AND ".join(f"{column} = ?" for column in given) or "TRUE"
+        return self._decisions(where, list(given.values()), limit)
+
+    def decision(self, decision_id: str) -> DecisionRecord:
+        found = self._decisions("decision_id = ?", [decision_id], 1)
+        if not found:
+            raise DecisionNotFoundError(
+                f"no logged decision `{decision_id}` (never logged here, or older than the "
+                "retention)"
+            )
+        return found[0]
+
+    def _decisions(self, where: str, params: list[object], limit: int) -> list[DecisionRecord]:
         with self._transaction() as tx:
             rows = tx.all(
                 f"SELECT {_DECISION_COLUMNS} FROM decision_log WHERE {where} "
