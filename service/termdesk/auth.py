@@ -106,7 +106,11 @@ class Tokens:
         scheme, _, token = value.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise UnauthenticatedError("the `authorization` metadata is not `Bearer <token>`")
-        principal = self._by_hash.get(hash_token(token.strip()))
+        return self.principal(token.strip())
+
+    def principal(self, token: str) -> Principal:
+        """The principal a token stands for; raises `UnauthenticatedError`."""
+        principal = self._by_hash.get(hash_token(token)) if token else None
         if principal is None:
             raise UnauthenticatedError("unknown or revoked token")
         return principal

@@ -30,6 +30,7 @@ from termdesk.api.server import ServerConfig, serve
 from termdesk.api.servicer import RequestLimits
 from termdesk.auth import TokenError
 from termdesk.catalog import DEFAULT_RULESET, find_ruleset, ruleset_files
+from termdesk.console import ConsoleError
 from termdesk.errors import PackageError, RulesetError, RulesetNotFoundError
 from termdesk.evaluator import Evaluator
 from termdesk.jsonview import advice_json, evaluation_json, problems_json
@@ -208,6 +209,26 @@ def _serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         "(env TERMDESK_METRICS_PORT; default off)",
     )
     add(
+        "--console-port",
+        type=int,
+        default=_env_optional_int("TERMDESK_CONSOLE_PORT"),
+        help="serve the policy owners' web console on this port, 0 for a free one "
+        "(env TERMDESK_CONSOLE_PORT; default off); needs the store",
+    )
+    add(
+        "--console-host",
+        default=os.environ.get("TERMDESK_CONSOLE_HOST", defaults.console_host),
+        help="address the console binds (env TERMDESK_CONSOLE_HOST; default 127.0.0.1); "
+        "any other than loopback needs --tls-cert and --tls-key, or --console-insecure",
+    )
+    add(
+        "--console-insecure",
+        action="store_true",
+        default=os.environ.get("TERMDESK_CONSOLE_INSECURE", "") == "1",
+        help="let the console serve a non-loopback address without TLS: sign-in tokens "
+        "then cross the network in the clear (env TERMDESK_CONSOLE_INSECURE=1)",
+    )
+    add(
         "--otlp-endpoint",
         default=_env_first(*OTLP_ENDPOINT_ENVS),
         help="send OpenTelemetry traces of the RPCs to this OTLP/gRPC collector, e.g. "
@@ -253,6 +274,9 @@ def serve_command(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         workers=args.workers,
         metrics_port=args.metrics_port,
+        console_port=args.console_port,
+        console_host=args.console_host,
+        console_insecure=args.console_insecure,
         otlp_endpoint=args.otlp_endpoint,
         **store_options(args),
     )
@@ -261,7 +285,7 @@ def serve_command(args: argparse.Namespace) -> int:
     except (RulesetNotFoundError, RulesetError) as error:
         print(f"termdesk serve: {error}", file=sys.stderr)
         return EXIT_BAD_RULESET
-    except (StoreError, TokenError) as error:
+    except (StoreError, TokenError, ConsoleError) as error:
         print(f"termdesk serve: {error}", file=sys.stderr)
         return 1
 

@@ -67,19 +67,18 @@ class PolicyAdmin:
         self.vocabulary = rulesets.vocabulary
         self.decision_log = decision_log
 
-    def validate(self, source: str) -> Check:
+    def validate(self, source: str, name: str = "") -> Check:
         """Diagnostics and, when the source has no error, the results of its test cases."""
-        check = self._checked(source)
+        check = self.diagnose(source, name)
         if check.ruleset is None:
             return check
         return Check(check.diagnostics, tuple(run_tests(check.ruleset)), check.ruleset)
 
-    def _checked(self, source: str) -> Check:
+    def diagnose(self, source: str, name: str = "") -> Check:
+        """Diagnostics only, without running the test cases; `name`, when given, is the
+        ruleset the source must declare."""
         result = validate_source(source, "", self.vocabulary)
-        return Check(result.diagnostics, (), result.ruleset)
-
-    def _valid(self, source: str, name: str = "", *, run_tests: bool = True) -> Ruleset:
-        check = self.validate(source) if run_tests else self._checked(source)
+        check = Check(result.diagnostics, (), result.ruleset)
         if check.ruleset is not None and name and name != check.ruleset.name:
             mismatch = Diagnostic(
                 "name_mismatch",
@@ -88,7 +87,11 @@ class PolicyAdmin:
                 column=1,
                 help="publish under the name the source declares, or leave the name empty",
             )
-            raise RulesetRejectedError(Check((*check.diagnostics, mismatch), check.tests, None))
+            return Check((*check.diagnostics, mismatch), (), None)
+        return check
+
+    def _valid(self, source: str, name: str = "", *, run_tests: bool = True) -> Ruleset:
+        check = self.validate(source, name) if run_tests else self.diagnose(source, name)
         if not check.ok or check.ruleset is None:
             raise RulesetRejectedError(check)
         return check.ruleset

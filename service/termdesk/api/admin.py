@@ -16,12 +16,13 @@ import grpc
 from google.protobuf import timestamp_pb2
 
 from termdesk.api.errors import status_for
+from termdesk.audit import AuditTrail
 from termdesk.auth import ADMIN_READ, ADMIN_WRITE, Principal, Role, Tokens, UnauthenticatedError
 from termdesk.logs import get_logger
 from termdesk.model import Decision
 from termdesk.policy import Check, PolicyAdmin, RulesetRejectedError
 from termdesk.ruleset.diagnostics import Level
-from termdesk.store.base import AuditRecord, StoredVersion
+from termdesk.store.base import StoredVersion
 from termdesk.v1 import admin_pb2 as pb
 from termdesk.v1 import admin_pb2_grpc as pb_grpc
 from termdesk.v1 import termdesk_pb2
@@ -40,6 +41,7 @@ class RulesetAdminServicer(pb_grpc.RulesetAdminServicer):
     def __init__(self, admin: PolicyAdmin, tokens: Tokens) -> None:
         self.admin = admin
         self.tokens = tokens
+        self.audit = AuditTrail(admin.store, "grpc")
 
     def ValidateRuleset(  # noqa: N802 (generated gRPC method name)
         self, request: pb.ValidateRulesetRequest, context: grpc.ServicerContext
@@ -219,35 +221,11 @@ class RulesetAdminServicer(pb_grpc.RulesetAdminServicer):
             internal = status.code is grpc.StatusCode.INTERNAL
             if internal:
                 log.exception("admin call failed", action=action)
-            self._audit(principal, action, target, status.code.name, status.details)
+            self.audit.record(principal, action, target, status.code.name, status.details)
             context.abort_with_status(status)
             raise AssertionError("abort_with_status returned") from error  # pragma: no cover
-        self._audit(principal, action, target, "OK", describe(result))
+        self.audit.record(principal, action, target, "OK", describe(result))
         return result
-
-    def _audit(
-        self, principal: Principal | None, action: str, target: str, outcome: str, detail: str
-    ) -> None:
-        record = AuditRecord(
-            actor=principal.name if principal else "unauthenticated",
-            role=principal.role.value if principal else "",
-            action=action,
-            target=target,
-            outcome=outcome,
-            detail=detail[:1000],
-        )
-        log.info(
-            "admin",
-            actor=record.actor,
-            role=record.role,
-            action=action,
-            target=target,
-            outcome=outcome,
-        )
-        try:
-            self.admin.store.record_audit(record)
-        except Exception:
-            log.exception("audit record not written", action=action, outcome=outcome)
 
 
 def check_to_proto(check: Check, *, failures_only: bool = False) -> pb.ValidateRulesetResponse:

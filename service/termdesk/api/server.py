@@ -47,6 +47,7 @@ from termdesk.api.admin import EvaluateTokenInterceptor, RulesetAdminServicer
 from termdesk.api.servicer import RequestLimits, TermEvaluatorServicer
 from termdesk.auth import Tokens
 from termdesk.catalog import DEFAULT_RULESET
+from termdesk.console import ConsoleError
 from termdesk.decisionlog import DecisionLog
 from termdesk.logs import configure_logging, get_logger
 from termdesk.paths import shipped_rulesets_dir
@@ -62,6 +63,7 @@ from termdesk.vocabulary import default_vocabulary
 if TYPE_CHECKING:
     from termdesk.api.metrics import MetricsEndpoint
     from termdesk.api.tracing import Tracing
+    from termdesk.console.server import ConsoleServer
 
 __all__ = ["RunningServer", "ServerConfig", "serve", "start"]
 
@@ -91,6 +93,10 @@ class ServerConfig:
     log_packages: bool = False
     log_level: str = "info"
     workers: int = 1
+    # Port of the web console (worker 0 serves it); None: no console, 0: a free one.
+    console_port: int | None = None
+    console_host: str = "127.0.0.1"
+    console_insecure: bool = False  # the operator accepts a non-loopback console without TLS
     # Port of the Prometheus /metrics endpoint (on `host`); None: no metrics, 0: a free one.
     metrics_port: int | None = None
     # OTLP/gRPC collector to send traces to (e.g. http://otel-collector:4317); None: off.
@@ -126,11 +132,14 @@ class RunningServer:
     registry: RulesetRegistry
     metrics_endpoint: MetricsEndpoint | None = None
     tracing: Tracing | None = None
+    console: ConsoleServer | None = None
     closers: list[Callable[[], None]] = field(default_factory=list)
 
     def stop(self, grace: float, delay: float = 0.0) -> None:
         """NOT_SERVING first, then stop accepting calls; in-flight calls get `grace` s."""
         self.health.enter_graceful_shutdown()
+        if self.console is not None:
+            self.console.stop()
         if delay > 0:
             threading.Event().wait(delay)
         self.server.stop(grace).wait()
@@ -249,6 +258,7 @@ def start(config: ServerConfig, registry: RulesetRegistry | None = None) -> Runn
     port = _add_port(server, config)
     if port == 0:
         raise OSError(f"cannot listen on {config.host}:{config.port}")
+    console = _start_console(config, mode, tokens)
     server.start()
     log.info(
         "listening",
@@ -261,11 +271,45 @@ def start(config: ServerConfig, registry: RulesetRegistry | None = None) -> Runn
         store=_redacted(url),
         admin=ADMIN_SERVICE_NAME in services,
         tls=config.tls_cert is not None,
+        console=f"http{'s' if console.console.tls else ''}://{config.console_host}:{console.port}/"
+        if console
+        else "off",
     )
     closers = [mode.close] if mode is not None else []
     return RunningServer(
-        server, port, health_servicer, registry, metrics_endpoint, tracing, closers
+        server, port, health_servicer, registry, metrics_endpoint, tracing, console, closers
     )
+
+
+def _start_console(
+    config: ServerConfig, mode: _StoreMode | None, tokens: Tokens
+) -> ConsoleServer | None:
+    """The web console, when asked for and this is worker 0 (its sessions live here)."""
+    if config.console_port is None or config.worker != 0:
+        return None
+    if mode is None:
+        raise ConsoleError(
+            "the console edits rulesets in the store, but this server reads them from files: "
+            "drop --rulesets, or give --store with it"
+        )
+    if not tokens.admin_enabled:
+        log.warning(
+            "console sign-in open to evaluator tokens only",
+            reason="no policy-owner or auditor token: set TERMDESK_ADMIN_TOKEN or --tokens-file",
+        )
+    from termdesk.console.server import ConsoleServer  # noqa: PLC0415 (the web stack, when asked)
+
+    console = ConsoleServer(
+        mode.admin,
+        tokens,
+        host=config.console_host,
+        port=config.console_port,
+        tls_cert=config.tls_cert,
+        tls_key=config.tls_key,
+        allow_insecure=config.console_insecure,
+    )
+    console.start()
+    return console
 
 
 def _add_port(server: grpc.Server, config: ServerConfig) -> int:
