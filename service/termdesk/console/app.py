@@ -15,7 +15,6 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from termdesk.auth import ADMIN_READ
-from termdesk.logs import get_logger
 from termdesk.console import decisions, rulesets, signin, trying
 from termdesk.console.security import SecurityHeaders
 from termdesk.console.web import (
@@ -26,6 +25,7 @@ from termdesk.console.web import (
     see_other,
     session_of,
 )
+from termdesk.logs import get_logger
 
 __all__ = ["create_app"]
 
