@@ -22,7 +22,7 @@ from typing import Any
 
 import grpc
 import pytest
-from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
+from playwright.sync_api import Browser, Dialog, Page, Playwright, expect, sync_playwright
 
 from console_support import AUDITOR, NAME, OWNER, start_console
 from termdesk.store import open_store, sqlite_url
@@ -74,7 +74,12 @@ def page(browser: Browser, console: tuple[ServerProcess, str]) -> Iterator[Page]
     context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
     dialogs: list[str] = []
-    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+
+    def refuse(dialog: Dialog) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", refuse)
     yield page
     context.close()
     assert [] == dialogs, "no page may run a script that opens a dialog"
