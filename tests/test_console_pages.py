@@ -24,7 +24,7 @@ from termdesk.paths import shipped_rulesets_dir
 from termdesk.registry import RulesetRegistry
 from termdesk.ruleset.validator import validate_source
 from termdesk.store import open_store, sqlite_url
-from termdesk.store.base import StoredVersion, utc_now
+from termdesk.store.base import DecisionRecord, StoredVersion, utc_now
 from termdesk.v1 import termdesk_pb2_grpc as pb_grpc
 from termdesk.vocabulary import default_vocabulary
 from test_admin import SHIPPED, exclusivity_package, tightened
@@ -318,6 +318,39 @@ class TestDecisions:
         assert "exclusivity.time-limit" in page
         assert any(summary.startswith("If ") for summary in verified_summaries(page))
         assert json.loads(pre(page, "counter-proposal-json"))["deal_id"] == "log-open"
+
+    def test_trades_are_not_recomputed_when_the_version_or_vocabulary_moved_on(
+        self, owner: WebClient, console: tuple[ServerProcess, str, Path]
+    ) -> None:
+        shipped = stored(1).digest
+        logged = {
+            "other-digest": (
+                "sha256:" + "0" * 64,
+                {**OPEN_EXCLUSIVITY, "deal_id": "other-digest"},
+            ),
+            "retired-term": (
+                shipped,
+                {"deal_id": "retired-term", "terms": [{"type": "retired", "fields": {}}]},
+            ),
+        }
+        store = open_store(sqlite_url(console[2] / "termdesk-data"))
+        try:
+            store.record_decisions(
+                [
+                    DecisionRecord(deal, deal, NAME, 1, ruleset_digest, "REJECT", [], package)
+                    for deal, (ruleset_digest, package) in logged.items()
+                ]
+            )
+        finally:
+            store.close()
+        status, page = owner.get("/decisions/other-digest")
+        assert status == 200
+        assert "as when this was decided" in page
+        assert 'id="counter-proposal-json"' not in page
+        status, page = owner.get("/decisions/retired-term")
+        assert status == 200
+        assert "no longer fits the vocabulary" in page
+        assert "<code>terms[0].type</code>" in page
 
     def test_an_unknown_decision_is_not_found(self, owner: WebClient) -> None:
         status, page = owner.get("/decisions/no-such-decision")
