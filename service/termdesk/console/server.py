@@ -85,3 +85,4 @@ class ConsoleServer:
         self._server.should_exit = True
         self._thread.join(10)
         self._socket.close()
+        self.console.evaluators.close()

@@ -21,6 +21,7 @@ from starlette.templating import Jinja2Templates
 
 from termdesk.audit import AuditTrail
 from termdesk.auth import ADMIN_READ, ADMIN_WRITE, EVALUATE, Role, Tokens
+from termdesk.console.evaluating import VersionEvaluators
 from termdesk.console.security import SESSION_COOKIE, LoginThrottle, Session, Sessions
 from termdesk.policy import PolicyAdmin
 from termdesk.vocabulary import Vocabulary
@@ -56,6 +57,7 @@ class Console:
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
     templates: Jinja2Templates = field(init=False)
     audit: AuditTrail = field(init=False)
+    evaluators: VersionEvaluators = field(init=False)
 
     def __post_init__(self) -> None:
         environment = jinja2.Environment(
@@ -67,6 +69,7 @@ class Console:
         )
         self.templates = Jinja2Templates(env=environment)
         self.audit = AuditTrail(self.admin.store, "console")
+        self.evaluators = VersionEvaluators(self.admin.rulesets.registry, self.vocabulary)
 
     async def run(self, work: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Runs blocking work (the store, the engine) off the event loop."""

@@ -79,7 +79,11 @@ function setUpFileLoad() {
   const target = document.getElementById("package");
   if (!input || !target) return;
   input.addEventListener("change", async () => {
-    if (input.files && input.files[0]) target.value = await input.files[0].text();
+    if (input.files && input.files[0]) {
+      target.value = await input.files[0].text();
+      // The text area now holds the file: clear the choice so an edit of it is what is sent.
+      input.value = "";
+    }
   });
 }
 
