@@ -14,6 +14,7 @@ on these machines, so Playwright is pointed at /usr/bin/chromium.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -24,7 +25,7 @@ import grpc
 import pytest
 from playwright.sync_api import Browser, Dialog, Page, Playwright, expect, sync_playwright
 
-from console_support import AUDITOR, NAME, OWNER, start_console
+from console_support import AUDITOR, EVALUATOR, NAME, OWNER, start_console
 from termdesk.store import open_store, sqlite_url
 from termdesk.v1 import termdesk_pb2 as pb
 from termdesk.v1 import termdesk_pb2_grpc as pb_grpc
@@ -92,17 +93,24 @@ def sign_in(page: Page, token: str) -> None:
     expect(page.get_by_role("button", name="Sign out")).to_be_visible()
 
 
-def screenshot(page: Page, name: str, tmp_path: Path) -> None:
+def screenshot(page: Page, name: str, tmp_path: Path, *, full_page: bool = False) -> None:
     """Every screenshot is taken; it replaces the README's copy only when asked to."""
     target = tmp_path / f"{name}.png"
-    page.screenshot(path=str(target), full_page=False)
+    page.screenshot(path=str(target), full_page=full_page)
     if os.environ.get("TERMDESK_UPDATE_SCREENSHOTS") == "1":
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(target, SCREENSHOTS / target.name)
 
 
 def edit_source(page: Page, source: str) -> None:
-    page.get_by_label("Ruleset source").fill(source)
+    """Replaces the editor's text as a paste would (one `input` event). Playwright's
+    `fill` takes about 20 s for the shipped ruleset's 100 KB in Chromium; typing is
+    covered by the keyboard-only test."""
+    page.get_by_label("Ruleset source").evaluate(
+        "(area, text) => { area.value = text;"
+        " area.dispatchEvent(new Event('input', {bubbles: true})); }",
+        source,
+    )
 
 
 def press(page: Page, button: str) -> None:
@@ -196,7 +204,7 @@ class TestPolicyOwner:
         expect(failing).to_contain_text("decision REJECT")  # expected ...
         expect(failing).to_contain_text("decision APPROVE")  # ... and actual
         check_accessibility(page)
-        screenshot(page, "edit-tests", tmp_path)
+        screenshot(page, "edit-tests", tmp_path, full_page=True)
         # The policy owner moves the boundary case to the new limit, and it passes.
         fixed = with_limit(13).replace("13 months fires", "14 months fires")
         fixed = fixed.replace("duration_months: 13, min_", "duration_months: 14, min_")
@@ -241,7 +249,7 @@ class TestPolicyOwner:
         diagnostic.get_by_role("link").click()  # jumps to the line in the editor
         expect(page.get_by_label("Ruleset source")).to_be_focused()
         check_accessibility(page)
-        screenshot(page, "edit-diagnostic", tmp_path)
+        screenshot(page, "edit-diagnostic", tmp_path, full_page=True)
 
     def test_impact_lists_the_deals_whose_decision_changes(
         self, page: Page, console: tuple[ServerProcess, str], tmp_path: Path
@@ -260,7 +268,7 @@ class TestPolicyOwner:
         expect(changes.get_by_role("row", name="deal-12m")).to_contain_text("REJECT")
         expect(changes.get_by_role("row", name="deal-3m")).to_have_count(0)
         check_accessibility(page)
-        screenshot(page, "edit-impact", tmp_path)
+        screenshot(page, "edit-impact", tmp_path, full_page=True)
 
     def test_a_script_in_a_comment_shows_as_text(self, page: Page) -> None:
         comment = "<script>alert('x')</script> tightened"
@@ -302,6 +310,52 @@ def tab_to(page: Page, selector: str, presses: int = 40) -> None:
             return
         page.keyboard.press("Tab")
     raise AssertionError(f"{selector} cannot be reached with Tab")
+
+
+class TestTryAndDecisions:
+    def test_an_evaluator_tries_a_seed_and_copies_the_counter_proposal(
+        self, page: Page, tmp_path: Path
+    ) -> None:
+        page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+        sign_in(page, EVALUATOR)
+        expect(page.get_by_role("heading", level=1)).to_have_text("Try a package")
+        expect(page.get_by_role("link", name="Rulesets")).to_have_count(0)
+        page.get_by_label("Shipped example").select_option(label="seed-open-exclusivity")
+        press(page, "Load example")
+        expect(page.get_by_label("Package JSON")).to_contain_text("exclusivity")
+        press(page, "Evaluate")
+        expect(page.locator("main")).to_contain_text("REJECT")
+        trades = page.locator("section[aria-labelledby=trades-heading]")
+        expect(trades).to_contain_text("If ")
+        copy = page.get_by_role("button", name="Copy counter-proposal JSON")
+        copy.click()
+        expect(page.locator("#counter-proposal-json-status")).to_have_text("Copied.")
+        copied = json.loads(page.evaluate("navigator.clipboard.readText()"))
+        assert {"exclusivity"} <= {term["type"] for term in copied["terms"]}
+        check_accessibility(page)
+        page.evaluate("document.getElementById('decision-heading').scrollIntoView()")
+        screenshot(page, "try", tmp_path)
+        page.get_by_role("button", name="Evaluate the counter-proposal").click()
+        expect(page.locator("section[aria-labelledby=decision-heading]")).to_contain_text("APPROVE")
+
+    def test_the_decision_log_is_searched_by_deal(
+        self, page: Page, console: tuple[ServerProcess, str], tmp_path: Path
+    ) -> None:
+        server, _ = console
+        for months in (6, 24):
+            evaluate(server, exclusivity_package(f"deal-{months}m", months))
+        sign_in(page, AUDITOR)
+        page.get_by_role("link", name="Decisions").click()
+        expect(page.get_by_role("row", name="deal-24m")).to_contain_text("REJECT")
+        check_accessibility(page)
+        screenshot(page, "decisions", tmp_path)
+        page.get_by_label("Deal id").fill("deal-6m")
+        page.get_by_role("button", name="Search").click()
+        expect(page.locator("table.decisions tbody tr")).to_have_count(1)
+        page.get_by_role("link", name="deal-6m").click()
+        expect(page.locator("main")).to_contain_text("APPROVE")
+        expect(page.locator("main")).to_contain_text('"deal_id": "deal-6m"')
+        check_accessibility(page)
 
 
 class TestAuditor:
