@@ -157,6 +157,20 @@ class TestSignIn:
         finally:
             store.close()
 
+    def test_sign_in_returns_to_the_page_asked_for_never_to_another_site(
+        self, console: tuple[ServerProcess, str]
+    ) -> None:
+        _, url = console
+        client = WebClient(url)
+        status, html = client.get(f"/rulesets/{NAME}/versions")  # sent to /login?next=...
+        assert (200, True) == (status, "Access token" in html)
+        status, html = client.post("/login", {"token": OWNER, "next": f"/rulesets/{NAME}/versions"})
+        assert (200, True) == (status, f"Versions of {NAME}" in html)
+        other = WebClient(url)
+        other.get("/login")
+        status, html = other.post("/login", {"token": OWNER, "next": "//evil.example/"})
+        assert (200, True) == (status, "<h1>Rulesets</h1>" in html)
+
     def test_the_sign_in_form_needs_its_own_csrf_token(
         self, console: tuple[ServerProcess, str]
     ) -> None:

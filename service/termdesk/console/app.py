@@ -7,6 +7,8 @@ flow also works without it and with the keyboard alone.
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -41,7 +43,7 @@ async def home(request: Request) -> Response:
 
 async def _sign_in_first(request: Request, _: Exception) -> Response:
     target = request.url.path if request.method == "GET" else ""
-    return see_other(f"/login?next={target}" if target else "/login")
+    return see_other(f"/login?next={quote(target)}" if target else "/login")
 
 
 async def _forbidden(request: Request, error: Exception) -> Response:

@@ -104,6 +104,6 @@ def _login_page(request: Request, error: str, *, status: int) -> Response:
 def _safe_next(target: str) -> str:
     """A page of this console to return to after sign-in; never another site."""
     parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+    if parts.scheme or parts.netloc or not target.startswith("/") or target[1:2] in ("/", "\\"):
         return ""
     return target
