@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import threading
+import weakref
 from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
 
@@ -113,6 +115,49 @@ class _Pending:
         return not (self.touched & other.needed) and not (other.touched & self.needed)
 
 
+@dataclass(frozen=True, slots=True)
+class _RulePlan:
+    """What the search derives from one rule's conditions, made once per evaluator."""
+
+    branches: tuple[Condition, ...]  # `require` in negation normal form, split at any-of
+    source: TradeSource  # of the repairs of `require`
+    step_back: Condition | None  # not(`when`) in negation normal form
+    removable: frozenset[str]  # fields a step back may remove: `when` tests their presence
+    ask: bool  # the author wrote no `manual` trade: a repair may ask a person
+    asked: tuple[str, ...]  # the subject's fields `when` reads, for summaries
+
+
+def _rule_plan(rule: Rule) -> _RulePlan:
+    branches: tuple[Condition, ...] = ()
+    if rule.require is not None:
+        requirement = to_nnf(rule.require)
+        branches = requirement.items if isinstance(requirement, AnyOf) else (requirement,)
+    when = rule.when
+    return _RulePlan(
+        branches=branches,
+        source=TradeSource.ALTERNATIVE if len(branches) > 1 else TradeSource.REPAIR,
+        step_back=to_nnf(Not(when)) if when is not None else None,
+        removable=frozenset(leaf.field.name for leaf in _leaves(when) if isinstance(leaf, Present))
+        if when is not None
+        else frozenset(),
+        ask=not any(option.manual for option in rule.trades),
+        asked=tuple(f.name for f in fields_in(when) if f.scope == "term"),
+    )
+
+
+_plans: weakref.WeakKeyDictionary[Evaluator, tuple[_RulePlan, ...]] = weakref.WeakKeyDictionary()
+_plans_lock = threading.Lock()
+
+
+def _plans_for(evaluator: Evaluator) -> tuple[_RulePlan, ...]:
+    """The plans of the evaluator's rules, by rule index (made on first use)."""
+    with _plans_lock:
+        plans = _plans.get(evaluator)
+        if plans is None:
+            plans = _plans[evaluator] = tuple(_rule_plan(r) for r in evaluator.ruleset.rules)
+    return plans
+
+
 def apply_changes(
     package: TermPackage, changes: Sequence[PackageChange]
 ) -> tuple[TermPackage, dict[int, int], set[str]]:
@@ -169,6 +214,12 @@ class TradeAdvisor:
         self.ruleset = evaluator.ruleset
         self.vocabulary = vocabulary
         self.limits = limits
+        self.plans = _plans_for(evaluator)
+        # The cost of each term type, by the first bucket that lists it (`bucket_of`).
+        self.bucket_costs: dict[str, float] = {}
+        for bucket, types in self.ruleset.buckets.items():
+            for term_type in types:
+                self.bucket_costs.setdefault(term_type, BUCKET_COST[bucket])
 
     def advise(self, package: TermPackage, matches: Set[Match]) -> TradeAdvice:
         """Trades for every violation in `matches`, a counter-proposal and giveaways."""
@@ -194,12 +245,31 @@ class _Search:
         self.matches = frozenset(matches)
         self.calls = 0
         self.truncated = False
-        self.projected = facts.project(package, advisor.evaluator.compiled)
+        projected = facts.project(package, advisor.evaluator.compiled)
+        self.term_facts = projected[:-1]
+        self.deal_fact = projected[-1]
+        self.fact_at = {int(str(fact["i"])): fact for fact in self.term_facts}
         # A changed copy keeps its context and the Term objects it did not change: their
         # facts are reused.
-        self._known = {id(package.terms[int(str(f["i"]))]): f for f in self.projected[:-1]}
-        self._known[id(package.context)] = self.projected[-1]
+        self._known = {id(package.terms[index]): fact for index, fact in self.fact_at.items()}
+        self._known[id(package.context)] = self.deal_fact
         self._checked: dict[tuple[object, ...], frozenset[Match]] = {}
+        # Changes that remove no term keep every index: this one map stands for them all.
+        self._identity = {index: index for index in range(len(package.terms))}
+        self._keys: dict[int, tuple[tuple[PackageChange, ...], tuple[object, ...]]] = {}
+
+    def key(self, changes: tuple[PackageChange, ...]) -> tuple[object, ...]:
+        """`_key(changes)`, made once per tuple of changes (the entry keeps it alive)."""
+        entry = self._keys.get(id(changes))
+        if entry is None:
+            entry = self._keys[id(changes)] = (changes, _key(changes))
+        return entry[1]
+
+    def index_map(self, changes: Sequence[PackageChange]) -> dict[int, int]:
+        """The new index of every term `changes` keep (`self._identity` when all are kept)."""
+        if any(change.op is ChangeOp.REMOVE_TERM for change in changes):
+            return _index_map(len(self.package.terms), changes)
+        return self._identity
 
     # -- ordering and evaluation
 
@@ -211,10 +281,10 @@ class _Search:
         self, changes: tuple[PackageChange, ...]
     ) -> tuple[frozenset[Match], dict[int, int]] | None:
         """The matches of the package with `changes` applied; None once the budget is spent."""
-        key = _key(changes)
+        key = self.key(changes)
         known = self._checked.get(key)
         if known is not None:
-            return known, _index_map(len(self.package.terms), changes)
+            return known, self.index_map(changes)
         if self.calls >= self.advisor.limits.engine_calls:
             self.truncated = True
             return None
@@ -226,7 +296,7 @@ class _Search:
             )
         )
         self._checked[key] = found
-        return found, index_map
+        return found, self.index_map(changes)
 
     def outcome(
         self, target: Match, changes: tuple[PackageChange, ...]
@@ -237,8 +307,11 @@ class _Search:
         if result is None:
             return None
         found, index_map = result
-        cleared = not (moved([target], index_map) & found)
-        before = moved(self.matches, index_map)
+        if index_map is self._identity:
+            cleared, before = target not in found, self.matches
+        else:
+            cleared = not (moved([target], index_map) & found)
+            before = frozenset(moved(self.matches, index_map))
         introduced = [match for match in found - before if self.rules[match[0]].severity in _HEAVY]
         return cleared, sorted(introduced)
 
@@ -264,7 +337,7 @@ class _Search:
         for candidates in candidate_lists:
             automatic = [c for c in candidates if c.changes and not c.needs_input]
             for candidate in automatic[: self.advisor.limits.trades_per_violation]:
-                key = _key(candidate.changes)
+                key = self.key(candidate.changes)
                 if key in seen or any(
                     change.op not in (ChangeOp.SET_FIELD, ChangeOp.REMOVE_FIELD)
                     for change in candidate.changes
@@ -295,7 +368,7 @@ class _Search:
             for item in group:
                 own = {m for m in found if m[0] in item.affected}
                 kept = {m for m in self.matches if m[0] not in item.affected}
-                self._checked[_key(item.changes)] = frozenset(own | kept)
+                self._checked[self.key(item.changes)] = frozenset(own | kept)
 
     def trades_for(self, match: Match, candidates: Sequence[_Candidate]) -> list[Trade]:
         rule = self.rules[match[0]]
@@ -307,12 +380,10 @@ class _Search:
             if candidate.needs_input:
                 manual.append(self.trade(match, candidate, verified=False))
                 continue
-            if (
-                _key(candidate.changes) in seen
-                or len(verified) >= self.advisor.limits.trades_per_violation
-            ):
+            key = self.key(candidate.changes)
+            if key in seen or len(verified) >= self.advisor.limits.trades_per_violation:
                 continue
-            seen.add(_key(candidate.changes))
+            seen.add(key)
             tried += 1
             if tried > self.advisor.limits.candidates_per_violation:
                 self.truncated = True
@@ -365,7 +436,7 @@ class _Search:
     def trade(self, match: Match, candidate: _Candidate, *, verified: bool) -> Trade:
         rule = self.rules[match[0]]
         summary = candidate.summary or _summary(
-            rule, match[1], self.package, candidate, self.advisor.vocabulary
+            self.advisor.plans[match[0]], match[1], self.package, candidate, self.advisor.vocabulary
         )
         return Trade(
             rule_id=rule.id,
@@ -392,7 +463,7 @@ class _Search:
         return total
 
     def bucket_cost(self, term_type: str) -> float:
-        return BUCKET_COST[self.advisor.ruleset.bucket_of(term_type)]
+        return self.advisor.bucket_costs.get(term_type, BUCKET_COST["tradable"])
 
     # -- candidates
 
@@ -407,11 +478,11 @@ class _Search:
             changes = self.resolve(option.changes, term_index)
             if changes:
                 found.append(_Candidate(TradeSource.RULESET, changes, option.summary))
-        found.extend(self.repairs(rule, term_index))
+        found.extend(self.repairs(rule_index, term_index))
         allowed = [c for c in found if not self.removes_must_have(c.changes)]
         unique: dict[tuple[object, ...], _Candidate] = {}
         for candidate in allowed:
-            unique.setdefault((*_key(candidate.changes), candidate.needs_input), candidate)
+            unique.setdefault((*self.key(candidate.changes), candidate.needs_input), candidate)
         return list(unique.values())
 
     def removes_must_have(self, changes: Iterable[PackageChange]) -> bool:
@@ -485,7 +556,7 @@ class _Search:
             (i for i, term in enumerate(self.package.terms) if term.type == term_type), None
         )
 
-    def repairs(self, rule: Rule, term_index: int) -> list[_Candidate]:
+    def repairs(self, rule_index: int, term_index: int) -> list[_Candidate]:
         """Automatic repairs: make `require` hold, or step back from `when`.
 
         What only a person can supply is asked for only when the rule's author wrote no
@@ -493,27 +564,20 @@ class _Search:
         comparison (no rate is not a lower rate); it removes one only where the `when`
         is about that field being there at all.
         """
+        plan = self.advisor.plans[rule_index]
         found: list[_Candidate] = []
-        ask = not any(option.manual for option in rule.trades)
-        if rule.require is not None:
-            requirement = to_nnf(rule.require)
-            branches = requirement.items if isinstance(requirement, AnyOf) else (requirement,)
-            source = TradeSource.ALTERNATIVE if len(branches) > 1 else TradeSource.REPAIR
-            for branch in branches:
-                for fix in self.fixes(branch, term_index):
-                    if isinstance(fix, str):
-                        if ask:
-                            found.append(_Candidate(source, (), needs_input=fix))
-                    elif fix:
-                        found.append(_Candidate(source, fix))
-        if rule.when is not None and term_index >= 0:
-            removable = {
-                leaf.field.name for leaf in _leaves(rule.when) if isinstance(leaf, Present)
-            }
-            for fix in self.fixes(to_nnf(Not(rule.when)), term_index):
+        for branch in plan.branches:
+            for fix in self.fixes(branch, term_index):
+                if isinstance(fix, str):
+                    if plan.ask:
+                        found.append(_Candidate(plan.source, (), needs_input=fix))
+                elif fix:
+                    found.append(_Candidate(plan.source, fix))
+        if plan.step_back is not None and term_index >= 0:
+            for fix in self.fixes(plan.step_back, term_index):
                 if not fix or isinstance(fix, str):
                     continue
-                if all(c.op is not ChangeOp.REMOVE_FIELD or c.field in removable for c in fix):
+                if all(c.op is not ChangeOp.REMOVE_FIELD or c.field in plan.removable for c in fix):
                     found.append(_Candidate(TradeSource.REPAIR, fix, step_back=True))
         return found
 
@@ -521,8 +585,7 @@ class _Search:
         """Ways to make `condition` (in negation normal form) hold on the term at
         `term_index` (-1: the deal): edits, or a text saying what a person must supply.
         A condition that already holds needs no edit."""
-        subject = next((f for f in self.projected[:-1] if f["i"] == term_index), None)
-        if holds(condition, subject, self.projected[-1], self.projected[:-1]):
+        if holds(condition, self.fact_at.get(term_index), self.deal_fact, self.term_facts):
             return [()]
         match condition:
             case AllOf(items):
@@ -645,9 +708,11 @@ class _Search:
         if result is None:
             return None
         found, index_map = result
-        before = moved(self.matches, index_map)
+        identity = index_map is self._identity
+        before = self.matches if identity else moved(self.matches, index_map)
         introduced = {m for m in found - before if self.rules[m[0]].severity in _HEAVY}
-        return sorted((moved(targets, index_map) & found) | introduced)
+        still = found.intersection(targets) if identity else moved(targets, index_map) & found
+        return sorted(still | introduced)
 
     def mend(
         self, targets: Sequence[Match], changes: tuple[PackageChange, ...]
@@ -824,17 +889,19 @@ def _leaf_values(
 
 def _key(changes: Iterable[PackageChange]) -> tuple[object, ...]:
     """A hashable key for a set of changes (term fields are dicts)."""
-    return tuple(
-        (
-            change.op,
-            change.term_index,
-            change.field,
-            _frozen(change.value),
-            change.term.type if change.term is not None else "",
-            _frozen(change.term.fields) if change.term is not None else None,
-        )
-        for change in changes
-    )
+    return tuple(_change_key(change) for change in changes)
+
+
+def _change_key(change: PackageChange) -> tuple[object, ...]:
+    value = change.value
+    frozen = value if isinstance(value, _SCALARS) else _frozen(value)
+    if change.term is None:
+        return (change.op, change.term_index, change.field, frozen, "", None)
+    term = change.term
+    return (change.op, change.term_index, change.field, frozen, term.type, _frozen(term.fields))
+
+
+_SCALARS = (str, int, float, type(None))
 
 
 def _frozen(value: object) -> object:
@@ -915,17 +982,21 @@ def _is_number(value: Value) -> bool:
 
 
 def _summary(
-    rule: Rule, term_index: int, package: TermPackage, candidate: _Candidate, vocabulary: Vocabulary
+    plan: _RulePlan,
+    term_index: int,
+    package: TermPackage,
+    candidate: _Candidate,
+    vocabulary: Vocabulary,
 ) -> str:
     """ "If <what the partner asks>, then <what we need>", from the rule and the changes."""
     term = package.terms[term_index] if term_index >= 0 else None
     wanted = ""
-    if term is not None and rule.when is not None:
+    if term is not None and plan.asked:
         specs = spec_term.fields if (spec_term := vocabulary.term(term.type)) else {}
         asked = [
-            f"{_label(f.name)} {_value_text(term.fields[f.name], specs.get(f.name))}"
-            for f in fields_in(rule.when)
-            if f.scope == "term" and f.name in term.fields
+            f"{_label(name)} {_value_text(term.fields[name], specs.get(name))}"
+            for name in plan.asked
+            if name in term.fields
         ]
         if asked:
             wanted = f"If you need {_label(term.type)} with {' and '.join(asked)}"
