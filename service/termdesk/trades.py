@@ -186,7 +186,7 @@ def apply_changes(
         if index in index_map
     ]
     terms.extend(added)
-    return dataclasses.replace(package, terms=tuple(terms)), index_map, touched
+    return TermPackage(package.deal_id, package.context, tuple(terms)), index_map, touched
 
 
 def _index_map(size: int, changes: Iterable[PackageChange]) -> dict[int, int]:
@@ -289,6 +289,15 @@ class _Search:
             self.truncated = True
             return None
         self.calls += 1
+        if all(
+            change.op is ChangeOp.ADD_TERM
+            and change.term is not None
+            and not self.advisor.evaluator.rules_reading((change.term.type,))
+            for change in changes
+        ):
+            # Only terms no rule reads are added (a giveaway, often): nothing can change.
+            self._checked[key] = self.matches
+            return self.matches, self._identity
         variant, index_map, touched = apply_changes(self.package, changes)
         found = frozenset(
             self.advisor.evaluator.rematch(
@@ -390,11 +399,7 @@ class _Search:
                 break
             holding = self.make_hold(match, candidate.changes)
             if holding is not None:
-                verified.append(
-                    self.trade(
-                        match, dataclasses.replace(candidate, changes=holding), verified=True
-                    )
-                )
+                verified.append(self.trade(match, candidate, verified=True, changes=holding))
         verified.sort(key=lambda trade: trade.cost)
         if not verified and not manual and rule.trades == ():
             manual.append(self.trade(match, self.ask_a_person(match), verified=False))
@@ -433,20 +438,33 @@ class _Search:
                 return candidate.changes
         return None
 
-    def trade(self, match: Match, candidate: _Candidate, *, verified: bool) -> Trade:
+    def trade(
+        self,
+        match: Match,
+        candidate: _Candidate,
+        *,
+        verified: bool,
+        changes: tuple[PackageChange, ...] | None = None,
+    ) -> Trade:
+        """The trade of `candidate`, with `changes` instead of its own when given."""
         rule = self.rules[match[0]]
+        if changes is None:
+            changes = candidate.changes
         summary = candidate.summary or _summary(
-            self.advisor.plans[match[0]], match[1], self.package, candidate, self.advisor.vocabulary
+            self.advisor.plans[match[0]],
+            match[1],
+            self.package,
+            candidate,
+            changes=changes,
+            vocabulary=self.advisor.vocabulary,
         )
         return Trade(
             rule_id=rule.id,
             term_index=match[1],
             summary=summary,
-            changes=candidate.changes,
+            changes=changes,
             verified=verified,
-            cost=self.cost(candidate.changes)
-            if candidate.changes
-            else self.bucket_cost(rule.reported_term),
+            cost=self.cost(changes) if changes else self.bucket_cost(rule.reported_term),
             source=candidate.source,
             needs_input=candidate.needs_input,
         )
@@ -986,6 +1004,8 @@ def _summary(
     term_index: int,
     package: TermPackage,
     candidate: _Candidate,
+    *,
+    changes: Sequence[PackageChange],
     vocabulary: Vocabulary,
 ) -> str:
     """ "If <what the partner asks>, then <what we need>", from the rule and the changes."""
@@ -1005,7 +1025,7 @@ def _summary(
         wanted = f"If {subject} is to hold" if term is not None else "If the deal is to go ahead"
     if candidate.needs_input:
         return f"{wanted}, then we need you to {candidate.needs_input}"
-    phrases = [_phrase(change, package, vocabulary) for change in candidate.changes]
+    phrases = [_phrase(change, package, vocabulary) for change in changes]
     needed = phrases[0] if len(phrases) == 1 else ", ".join(phrases[:-1]) + " and " + phrases[-1]
     if candidate.step_back:
         return f"{wanted.replace('If you need', 'Instead of', 1)}, we can agree to {needed}"
