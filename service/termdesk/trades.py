@@ -35,6 +35,7 @@ import threading
 import weakref
 from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from termdesk import facts
 from termdesk.evaluator import Evaluator, Match, moved
@@ -69,7 +70,7 @@ from termdesk.ruleset.conditions import (
     fields_in,
     to_nnf,
 )
-from termdesk.ruleset.model import Change, Rule
+from termdesk.ruleset.model import Change, Rule, Ruleset
 from termdesk.ruleset.reference import holds
 from termdesk.vocabulary import FieldSpec, Vocabulary
 
@@ -145,17 +146,49 @@ def _rule_plan(rule: Rule) -> _RulePlan:
     )
 
 
-_plans: weakref.WeakKeyDictionary[Evaluator, tuple[_RulePlan, ...]] = weakref.WeakKeyDictionary()
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What the search derives from one ruleset, made once per evaluator (`_plan_for`)."""
+
+    rules: tuple[_RulePlan, ...]  # by rule index
+    bucket_costs: Mapping[str, float]  # by term type, from the first bucket listing it
+    giveaways: tuple[_Giveaway, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Giveaway:
+    """A giveaway term type, the change that adds it with its defaults, and that change's key."""
+
+    term_type: str
+    fields: Mapping[str, Value]  # shared by every answer: read-only
+    changes: tuple[PackageChange, ...]
+    key: tuple[object, ...]
+
+
+def _make_plan(ruleset: Ruleset) -> _Plan:
+    bucket_costs: dict[str, float] = {}
+    for bucket, types in ruleset.buckets.items():
+        for term_type in types:
+            bucket_costs.setdefault(term_type, BUCKET_COST[bucket])
+    giveaways = []
+    for term_type in ruleset.buckets.get("giveaway", ()):
+        fields = MappingProxyType(dict(ruleset.defaults.get(term_type, {})))
+        changes = (PackageChange(ChangeOp.ADD_TERM, term=Term(term_type, fields)),)
+        giveaways.append(_Giveaway(term_type, fields, changes, _key(changes)))
+    return _Plan(tuple(_rule_plan(rule) for rule in ruleset.rules), bucket_costs, tuple(giveaways))
+
+
+_plans: weakref.WeakKeyDictionary[Evaluator, _Plan] = weakref.WeakKeyDictionary()
 _plans_lock = threading.Lock()
 
 
-def _plans_for(evaluator: Evaluator) -> tuple[_RulePlan, ...]:
-    """The plans of the evaluator's rules, by rule index (made on first use)."""
+def _plan_for(evaluator: Evaluator) -> _Plan:
+    """The plan of the evaluator's ruleset (made on first use)."""
     with _plans_lock:
-        plans = _plans.get(evaluator)
-        if plans is None:
-            plans = _plans[evaluator] = tuple(_rule_plan(r) for r in evaluator.ruleset.rules)
-    return plans
+        plan = _plans.get(evaluator)
+        if plan is None:
+            plan = _plans[evaluator] = _make_plan(evaluator.ruleset)
+    return plan
 
 
 def apply_changes(
@@ -214,12 +247,7 @@ class TradeAdvisor:
         self.ruleset = evaluator.ruleset
         self.vocabulary = vocabulary
         self.limits = limits
-        self.plans = _plans_for(evaluator)
-        # The cost of each term type, by the first bucket that lists it (`bucket_of`).
-        self.bucket_costs: dict[str, float] = {}
-        for bucket, types in self.ruleset.buckets.items():
-            for term_type in types:
-                self.bucket_costs.setdefault(term_type, BUCKET_COST[bucket])
+        self.plan = _plan_for(evaluator)
 
     def advise(self, package: TermPackage, matches: Set[Match]) -> TradeAdvice:
         """Trades for every violation in `matches`, a counter-proposal and giveaways."""
@@ -278,10 +306,12 @@ class _Search:
         return sorted(matches, key=lambda m: (rank[self.rules[m[0]].severity], m))
 
     def rematch(
-        self, changes: tuple[PackageChange, ...]
+        self, changes: tuple[PackageChange, ...], key: tuple[object, ...] | None = None
     ) -> tuple[frozenset[Match], dict[int, int]] | None:
-        """The matches of the package with `changes` applied; None once the budget is spent."""
-        key = self.key(changes)
+        """The matches of the package with `changes` (whose `_key` is `key`, when known)
+        applied; None once the budget is spent."""
+        if key is None:
+            key = self.key(changes)
         known = self._checked.get(key)
         if known is not None:
             return known, self.index_map(changes)
@@ -451,7 +481,7 @@ class _Search:
         if changes is None:
             changes = candidate.changes
         summary = candidate.summary or _summary(
-            self.advisor.plans[match[0]],
+            self.advisor.plan.rules[match[0]],
             match[1],
             self.package,
             candidate,
@@ -481,7 +511,7 @@ class _Search:
         return total
 
     def bucket_cost(self, term_type: str) -> float:
-        return self.advisor.bucket_costs.get(term_type, BUCKET_COST["tradable"])
+        return self.advisor.plan.bucket_costs.get(term_type, BUCKET_COST["tradable"])
 
     # -- candidates
 
@@ -582,7 +612,7 @@ class _Search:
         comparison (no rate is not a lower rate); it removes one only where the `when`
         is about that field being there at all.
         """
-        plan = self.advisor.plans[rule_index]
+        plan = self.advisor.plan.rules[rule_index]
         found: list[_Candidate] = []
         for branch in plan.branches:
             for fix in self.fixes(branch, term_index):
@@ -795,13 +825,12 @@ class _Search:
             return ()
         present = {term.type for term in self.package.terms}
         offers: list[Trade] = []
-        for term_type in self.advisor.ruleset.buckets.get("giveaway", ()):
+        before = self.weight(self.matches)
+        for giveaway in self.advisor.plan.giveaways:
+            term_type = giveaway.term_type
             if term_type in present:
                 continue
-            fields = dict(self.advisor.ruleset.defaults.get(term_type, {}))
-            change = PackageChange(ChangeOp.ADD_TERM, term=Term(term_type, fields))
-            result = self.rematch((change,))
-            before = self.weight(self.matches)
+            result = self.rematch(giveaway.changes, giveaway.key)
             verified = result is not None and self.weight(result[0]) <= before
             spec = self.advisor.vocabulary.term(term_type)
             meaning = f": {spec.meaning}" if spec is not None and spec.meaning else ""
@@ -809,8 +838,8 @@ class _Search:
                 Trade(
                     rule_id="",
                     term_index=-1,
-                    summary=f"We can add {_describe_term(term_type, fields)}{meaning}",
-                    changes=(change,),
+                    summary=f"We can add {_describe_term(term_type, giveaway.fields)}{meaning}",
+                    changes=giveaway.changes,
                     verified=verified,
                     cost=self.bucket_cost(term_type),
                     source=TradeSource.GIVEAWAY,
