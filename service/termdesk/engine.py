@@ -121,7 +121,10 @@ _EXPONENT = re.compile(r"[0-9][eE][-+]?[0-9]")
 def to_engine_json(data: object) -> str:
     """JSON text for durable_rules: like `json.dumps`, but no number in exponent notation."""
     text = json.dumps(data)
-    return _exact_json(data) if _EXPONENT.search(text) else text
+    # Python writes a float's exponent as `e-NN` or `e+NN`: without either, no regex scan.
+    if ("e-" in text or "e+" in text) and _EXPONENT.search(text):
+        return _exact_json(data)
+    return text
 
 
 def _exact_json(data: object) -> str:

@@ -31,6 +31,8 @@ Match = tuple[int, int]  # (rule index, term index; -1 for the deal or a missing
 
 # Engines for subsets of the rules, made for re-matching changed packages (`rematch`).
 _MAX_PARTIAL_ENGINES = 64
+# Sets of term types whose readers are remembered (`rules_reading`); beyond it, computed.
+_MAX_READER_SETS = 1024
 _SEVERITY_RANK = {Severity.BLOCK: 0, Severity.REVIEW: 1, Severity.WARN: 2}
 
 
@@ -52,6 +54,8 @@ class Evaluator:
             for term_type in types:
                 readers.setdefault(term_type, set()).add(index)
         self._readers = {term_type: frozenset(rules) for term_type, rules in readers.items()}
+        self._readers_of_set: dict[frozenset[str], frozenset[int]] = {}
+        self._reads_of_set: dict[frozenset[int], frozenset[str]] = {}
         self._partial: dict[frozenset[int], RuleEngine] = {}
         self._partial_lock = threading.Lock()
 
@@ -89,11 +93,23 @@ class Evaluator:
 
     def rules_reading(self, term_types: Iterable[str]) -> frozenset[int]:
         """The rules whose result can change when terms of these types change."""
-        return frozenset().union(*(self._readers.get(t, frozenset()) for t in term_types))
+        key = frozenset(term_types)
+        rules = self._readers_of_set.get(key)
+        if rules is None:
+            rules = frozenset().union(*(self._readers.get(t, frozenset()) for t in key))
+            if len(self._readers_of_set) < _MAX_READER_SETS:
+                self._readers_of_set[key] = rules
+        return rules
 
     def types_read(self, rules: Iterable[int]) -> frozenset[str]:
         """The term types whose facts these rules read."""
-        return frozenset().union(*(self._reads[rule] for rule in rules))
+        key = frozenset(rules)
+        types = self._reads_of_set.get(key)
+        if types is None:
+            types = frozenset().union(*(self._reads[rule] for rule in key))
+            if len(self._reads_of_set) < _MAX_READER_SETS:
+                self._reads_of_set[key] = types
+        return types
 
     def _engine_for(self, rules: frozenset[int]) -> RuleEngine:
         """An engine holding only `rules` (made on first use), or the whole ruleset's.

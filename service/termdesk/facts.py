@@ -52,9 +52,19 @@ def project(
 
 def _store(fact: Fact, fields: Mapping[str, Value], features: frozenset[Feature]) -> None:
     for feature in features:
-        value = _feature_value(fields.get(feature.name), feature)
+        raw = fields.get(feature.name)
+        if feature.kind == "field":
+            if raw is None:
+                continue
+            if type(raw) in _AS_IS:  # the common case, stored as it is (see `_plain`)
+                fact[feature.key] = raw
+                continue
+        value = _feature_value(raw, feature)
         if value is not None:
             fact[feature.key] = value
+
+
+_AS_IS = frozenset({bool, int, float})
 
 
 def _feature_value(value: Value, feature: Feature) -> object:

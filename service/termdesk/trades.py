@@ -31,8 +31,11 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import threading
+import weakref
 from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from termdesk import facts
 from termdesk.evaluator import Evaluator, Match, moved
@@ -67,7 +70,7 @@ from termdesk.ruleset.conditions import (
     fields_in,
     to_nnf,
 )
-from termdesk.ruleset.model import Change, Rule
+from termdesk.ruleset.model import Change, Rule, Ruleset
 from termdesk.ruleset.reference import holds
 from termdesk.vocabulary import FieldSpec, Vocabulary
 
@@ -113,6 +116,81 @@ class _Pending:
         return not (self.touched & other.needed) and not (other.touched & self.needed)
 
 
+@dataclass(frozen=True, slots=True)
+class _RulePlan:
+    """What the search derives from one rule's conditions, made once per evaluator."""
+
+    branches: tuple[Condition, ...]  # `require` in negation normal form, split at any-of
+    source: TradeSource  # of the repairs of `require`
+    step_back: Condition | None  # not(`when`) in negation normal form
+    removable: frozenset[str]  # fields a step back may remove: `when` tests their presence
+    ask: bool  # the author wrote no `manual` trade: a repair may ask a person
+    asked: tuple[str, ...]  # the subject's fields `when` reads, for summaries
+
+
+def _rule_plan(rule: Rule) -> _RulePlan:
+    branches: tuple[Condition, ...] = ()
+    if rule.require is not None:
+        requirement = to_nnf(rule.require)
+        branches = requirement.items if isinstance(requirement, AnyOf) else (requirement,)
+    when = rule.when
+    return _RulePlan(
+        branches=branches,
+        source=TradeSource.ALTERNATIVE if len(branches) > 1 else TradeSource.REPAIR,
+        step_back=to_nnf(Not(when)) if when is not None else None,
+        removable=frozenset(leaf.field.name for leaf in _leaves(when) if isinstance(leaf, Present))
+        if when is not None
+        else frozenset(),
+        ask=not any(option.manual for option in rule.trades),
+        asked=tuple(f.name for f in fields_in(when) if f.scope == "term"),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What the search derives from one ruleset, made once per evaluator (`_plan_for`)."""
+
+    rules: tuple[_RulePlan, ...]  # by rule index
+    bucket_costs: Mapping[str, float]  # by term type, from the first bucket listing it
+    giveaways: tuple[_Giveaway, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Giveaway:
+    """A giveaway term type, the change that adds it with its defaults, and that change's key."""
+
+    term_type: str
+    fields: Mapping[str, Value]  # shared by every answer: read-only
+    changes: tuple[PackageChange, ...]
+    key: tuple[object, ...]
+
+
+def _make_plan(ruleset: Ruleset) -> _Plan:
+    bucket_costs: dict[str, float] = {}
+    for bucket, types in ruleset.buckets.items():
+        for term_type in types:
+            bucket_costs.setdefault(term_type, BUCKET_COST[bucket])
+    giveaways = []
+    for term_type in ruleset.buckets.get("giveaway", ()):
+        fields = MappingProxyType(dict(ruleset.defaults.get(term_type, {})))
+        changes = (PackageChange(ChangeOp.ADD_TERM, term=Term(term_type, fields)),)
+        giveaways.append(_Giveaway(term_type, fields, changes, _key(changes)))
+    return _Plan(tuple(_rule_plan(rule) for rule in ruleset.rules), bucket_costs, tuple(giveaways))
+
+
+_plans: weakref.WeakKeyDictionary[Evaluator, _Plan] = weakref.WeakKeyDictionary()
+_plans_lock = threading.Lock()
+
+
+def _plan_for(evaluator: Evaluator) -> _Plan:
+    """The plan of the evaluator's ruleset (made on first use)."""
+    with _plans_lock:
+        plan = _plans.get(evaluator)
+        if plan is None:
+            plan = _plans[evaluator] = _make_plan(evaluator.ruleset)
+    return plan
+
+
 def apply_changes(
     package: TermPackage, changes: Sequence[PackageChange]
 ) -> tuple[TermPackage, dict[int, int], set[str]]:
@@ -141,7 +219,7 @@ def apply_changes(
         if index in index_map
     ]
     terms.extend(added)
-    return dataclasses.replace(package, terms=tuple(terms)), index_map, touched
+    return TermPackage(package.deal_id, package.context, tuple(terms)), index_map, touched
 
 
 def _index_map(size: int, changes: Iterable[PackageChange]) -> dict[int, int]:
@@ -169,6 +247,7 @@ class TradeAdvisor:
         self.ruleset = evaluator.ruleset
         self.vocabulary = vocabulary
         self.limits = limits
+        self.plan = _plan_for(evaluator)
 
     def advise(self, package: TermPackage, matches: Set[Match]) -> TradeAdvice:
         """Trades for every violation in `matches`, a counter-proposal and giveaways."""
@@ -194,12 +273,31 @@ class _Search:
         self.matches = frozenset(matches)
         self.calls = 0
         self.truncated = False
-        self.projected = facts.project(package, advisor.evaluator.compiled)
+        projected = facts.project(package, advisor.evaluator.compiled)
+        self.term_facts = projected[:-1]
+        self.deal_fact = projected[-1]
+        self.fact_at = {int(str(fact["i"])): fact for fact in self.term_facts}
         # A changed copy keeps its context and the Term objects it did not change: their
         # facts are reused.
-        self._known = {id(package.terms[int(str(f["i"]))]): f for f in self.projected[:-1]}
-        self._known[id(package.context)] = self.projected[-1]
+        self._known = {id(package.terms[index]): fact for index, fact in self.fact_at.items()}
+        self._known[id(package.context)] = self.deal_fact
         self._checked: dict[tuple[object, ...], frozenset[Match]] = {}
+        # Changes that remove no term keep every index: this one map stands for them all.
+        self._identity = {index: index for index in range(len(package.terms))}
+        self._keys: dict[int, tuple[tuple[PackageChange, ...], tuple[object, ...]]] = {}
+
+    def key(self, changes: tuple[PackageChange, ...]) -> tuple[object, ...]:
+        """`_key(changes)`, made once per tuple of changes (the entry keeps it alive)."""
+        entry = self._keys.get(id(changes))
+        if entry is None:
+            entry = self._keys[id(changes)] = (changes, _key(changes))
+        return entry[1]
+
+    def index_map(self, changes: Sequence[PackageChange]) -> dict[int, int]:
+        """The new index of every term `changes` keep (`self._identity` when all are kept)."""
+        if any(change.op is ChangeOp.REMOVE_TERM for change in changes):
+            return _index_map(len(self.package.terms), changes)
+        return self._identity
 
     # -- ordering and evaluation
 
@@ -208,17 +306,28 @@ class _Search:
         return sorted(matches, key=lambda m: (rank[self.rules[m[0]].severity], m))
 
     def rematch(
-        self, changes: tuple[PackageChange, ...]
+        self, changes: tuple[PackageChange, ...], key: tuple[object, ...] | None = None
     ) -> tuple[frozenset[Match], dict[int, int]] | None:
-        """The matches of the package with `changes` applied; None once the budget is spent."""
-        key = _key(changes)
+        """The matches of the package with `changes` (whose `_key` is `key`, when known)
+        applied; None once the budget is spent."""
+        if key is None:
+            key = self.key(changes)
         known = self._checked.get(key)
         if known is not None:
-            return known, _index_map(len(self.package.terms), changes)
+            return known, self.index_map(changes)
         if self.calls >= self.advisor.limits.engine_calls:
             self.truncated = True
             return None
         self.calls += 1
+        if all(
+            change.op is ChangeOp.ADD_TERM
+            and change.term is not None
+            and not self.advisor.evaluator.rules_reading((change.term.type,))
+            for change in changes
+        ):
+            # Only terms no rule reads are added (a giveaway, often): nothing can change.
+            self._checked[key] = self.matches
+            return self.matches, self._identity
         variant, index_map, touched = apply_changes(self.package, changes)
         found = frozenset(
             self.advisor.evaluator.rematch(
@@ -226,7 +335,7 @@ class _Search:
             )
         )
         self._checked[key] = found
-        return found, index_map
+        return found, self.index_map(changes)
 
     def outcome(
         self, target: Match, changes: tuple[PackageChange, ...]
@@ -237,8 +346,11 @@ class _Search:
         if result is None:
             return None
         found, index_map = result
-        cleared = not (moved([target], index_map) & found)
-        before = moved(self.matches, index_map)
+        if index_map is self._identity:
+            cleared, before = target not in found, self.matches
+        else:
+            cleared = not (moved([target], index_map) & found)
+            before = frozenset(moved(self.matches, index_map))
         introduced = [match for match in found - before if self.rules[match[0]].severity in _HEAVY]
         return cleared, sorted(introduced)
 
@@ -264,7 +376,7 @@ class _Search:
         for candidates in candidate_lists:
             automatic = [c for c in candidates if c.changes and not c.needs_input]
             for candidate in automatic[: self.advisor.limits.trades_per_violation]:
-                key = _key(candidate.changes)
+                key = self.key(candidate.changes)
                 if key in seen or any(
                     change.op not in (ChangeOp.SET_FIELD, ChangeOp.REMOVE_FIELD)
                     for change in candidate.changes
@@ -295,7 +407,7 @@ class _Search:
             for item in group:
                 own = {m for m in found if m[0] in item.affected}
                 kept = {m for m in self.matches if m[0] not in item.affected}
-                self._checked[_key(item.changes)] = frozenset(own | kept)
+                self._checked[self.key(item.changes)] = frozenset(own | kept)
 
     def trades_for(self, match: Match, candidates: Sequence[_Candidate]) -> list[Trade]:
         rule = self.rules[match[0]]
@@ -307,23 +419,17 @@ class _Search:
             if candidate.needs_input:
                 manual.append(self.trade(match, candidate, verified=False))
                 continue
-            if (
-                _key(candidate.changes) in seen
-                or len(verified) >= self.advisor.limits.trades_per_violation
-            ):
+            key = self.key(candidate.changes)
+            if key in seen or len(verified) >= self.advisor.limits.trades_per_violation:
                 continue
-            seen.add(_key(candidate.changes))
+            seen.add(key)
             tried += 1
             if tried > self.advisor.limits.candidates_per_violation:
                 self.truncated = True
                 break
             holding = self.make_hold(match, candidate.changes)
             if holding is not None:
-                verified.append(
-                    self.trade(
-                        match, dataclasses.replace(candidate, changes=holding), verified=True
-                    )
-                )
+                verified.append(self.trade(match, candidate, verified=True, changes=holding))
         verified.sort(key=lambda trade: trade.cost)
         if not verified and not manual and rule.trades == ():
             manual.append(self.trade(match, self.ask_a_person(match), verified=False))
@@ -362,20 +468,33 @@ class _Search:
                 return candidate.changes
         return None
 
-    def trade(self, match: Match, candidate: _Candidate, *, verified: bool) -> Trade:
+    def trade(
+        self,
+        match: Match,
+        candidate: _Candidate,
+        *,
+        verified: bool,
+        changes: tuple[PackageChange, ...] | None = None,
+    ) -> Trade:
+        """The trade of `candidate`, with `changes` instead of its own when given."""
         rule = self.rules[match[0]]
+        if changes is None:
+            changes = candidate.changes
         summary = candidate.summary or _summary(
-            rule, match[1], self.package, candidate, self.advisor.vocabulary
+            self.advisor.plan.rules[match[0]],
+            match[1],
+            self.package,
+            candidate,
+            changes=changes,
+            vocabulary=self.advisor.vocabulary,
         )
         return Trade(
             rule_id=rule.id,
             term_index=match[1],
             summary=summary,
-            changes=candidate.changes,
+            changes=changes,
             verified=verified,
-            cost=self.cost(candidate.changes)
-            if candidate.changes
-            else self.bucket_cost(rule.reported_term),
+            cost=self.cost(changes) if changes else self.bucket_cost(rule.reported_term),
             source=candidate.source,
             needs_input=candidate.needs_input,
         )
@@ -392,7 +511,7 @@ class _Search:
         return total
 
     def bucket_cost(self, term_type: str) -> float:
-        return BUCKET_COST[self.advisor.ruleset.bucket_of(term_type)]
+        return self.advisor.plan.bucket_costs.get(term_type, BUCKET_COST["tradable"])
 
     # -- candidates
 
@@ -407,11 +526,11 @@ class _Search:
             changes = self.resolve(option.changes, term_index)
             if changes:
                 found.append(_Candidate(TradeSource.RULESET, changes, option.summary))
-        found.extend(self.repairs(rule, term_index))
+        found.extend(self.repairs(rule_index, term_index))
         allowed = [c for c in found if not self.removes_must_have(c.changes)]
         unique: dict[tuple[object, ...], _Candidate] = {}
         for candidate in allowed:
-            unique.setdefault((*_key(candidate.changes), candidate.needs_input), candidate)
+            unique.setdefault((*self.key(candidate.changes), candidate.needs_input), candidate)
         return list(unique.values())
 
     def removes_must_have(self, changes: Iterable[PackageChange]) -> bool:
@@ -485,7 +604,7 @@ class _Search:
             (i for i, term in enumerate(self.package.terms) if term.type == term_type), None
         )
 
-    def repairs(self, rule: Rule, term_index: int) -> list[_Candidate]:
+    def repairs(self, rule_index: int, term_index: int) -> list[_Candidate]:
         """Automatic repairs: make `require` hold, or step back from `when`.
 
         What only a person can supply is asked for only when the rule's author wrote no
@@ -493,27 +612,20 @@ class _Search:
         comparison (no rate is not a lower rate); it removes one only where the `when`
         is about that field being there at all.
         """
+        plan = self.advisor.plan.rules[rule_index]
         found: list[_Candidate] = []
-        ask = not any(option.manual for option in rule.trades)
-        if rule.require is not None:
-            requirement = to_nnf(rule.require)
-            branches = requirement.items if isinstance(requirement, AnyOf) else (requirement,)
-            source = TradeSource.ALTERNATIVE if len(branches) > 1 else TradeSource.REPAIR
-            for branch in branches:
-                for fix in self.fixes(branch, term_index):
-                    if isinstance(fix, str):
-                        if ask:
-                            found.append(_Candidate(source, (), needs_input=fix))
-                    elif fix:
-                        found.append(_Candidate(source, fix))
-        if rule.when is not None and term_index >= 0:
-            removable = {
-                leaf.field.name for leaf in _leaves(rule.when) if isinstance(leaf, Present)
-            }
-            for fix in self.fixes(to_nnf(Not(rule.when)), term_index):
+        for branch in plan.branches:
+            for fix in self.fixes(branch, term_index):
+                if isinstance(fix, str):
+                    if plan.ask:
+                        found.append(_Candidate(plan.source, (), needs_input=fix))
+                elif fix:
+                    found.append(_Candidate(plan.source, fix))
+        if plan.step_back is not None and term_index >= 0:
+            for fix in self.fixes(plan.step_back, term_index):
                 if not fix or isinstance(fix, str):
                     continue
-                if all(c.op is not ChangeOp.REMOVE_FIELD or c.field in removable for c in fix):
+                if all(c.op is not ChangeOp.REMOVE_FIELD or c.field in plan.removable for c in fix):
                     found.append(_Candidate(TradeSource.REPAIR, fix, step_back=True))
         return found
 
@@ -521,8 +633,7 @@ class _Search:
         """Ways to make `condition` (in negation normal form) hold on the term at
         `term_index` (-1: the deal): edits, or a text saying what a person must supply.
         A condition that already holds needs no edit."""
-        subject = next((f for f in self.projected[:-1] if f["i"] == term_index), None)
-        if holds(condition, subject, self.projected[-1], self.projected[:-1]):
+        if holds(condition, self.fact_at.get(term_index), self.deal_fact, self.term_facts):
             return [()]
         match condition:
             case AllOf(items):
@@ -645,9 +756,11 @@ class _Search:
         if result is None:
             return None
         found, index_map = result
-        before = moved(self.matches, index_map)
+        identity = index_map is self._identity
+        before = self.matches if identity else moved(self.matches, index_map)
         introduced = {m for m in found - before if self.rules[m[0]].severity in _HEAVY}
-        return sorted((moved(targets, index_map) & found) | introduced)
+        still = found.intersection(targets) if identity else moved(targets, index_map) & found
+        return sorted(still | introduced)
 
     def mend(
         self, targets: Sequence[Match], changes: tuple[PackageChange, ...]
@@ -712,13 +825,12 @@ class _Search:
             return ()
         present = {term.type for term in self.package.terms}
         offers: list[Trade] = []
-        for term_type in self.advisor.ruleset.buckets.get("giveaway", ()):
+        before = self.weight(self.matches)
+        for giveaway in self.advisor.plan.giveaways:
+            term_type = giveaway.term_type
             if term_type in present:
                 continue
-            fields = dict(self.advisor.ruleset.defaults.get(term_type, {}))
-            change = PackageChange(ChangeOp.ADD_TERM, term=Term(term_type, fields))
-            result = self.rematch((change,))
-            before = self.weight(self.matches)
+            result = self.rematch(giveaway.changes, giveaway.key)
             verified = result is not None and self.weight(result[0]) <= before
             spec = self.advisor.vocabulary.term(term_type)
             meaning = f": {spec.meaning}" if spec is not None and spec.meaning else ""
@@ -726,8 +838,8 @@ class _Search:
                 Trade(
                     rule_id="",
                     term_index=-1,
-                    summary=f"We can add {_describe_term(term_type, fields)}{meaning}",
-                    changes=(change,),
+                    summary=f"We can add {_describe_term(term_type, giveaway.fields)}{meaning}",
+                    changes=giveaway.changes,
                     verified=verified,
                     cost=self.bucket_cost(term_type),
                     source=TradeSource.GIVEAWAY,
@@ -824,17 +936,19 @@ def _leaf_values(
 
 def _key(changes: Iterable[PackageChange]) -> tuple[object, ...]:
     """A hashable key for a set of changes (term fields are dicts)."""
-    return tuple(
-        (
-            change.op,
-            change.term_index,
-            change.field,
-            _frozen(change.value),
-            change.term.type if change.term is not None else "",
-            _frozen(change.term.fields) if change.term is not None else None,
-        )
-        for change in changes
-    )
+    return tuple(_change_key(change) for change in changes)
+
+
+def _change_key(change: PackageChange) -> tuple[object, ...]:
+    value = change.value
+    frozen = value if isinstance(value, _SCALARS) else _frozen(value)
+    if change.term is None:
+        return (change.op, change.term_index, change.field, frozen, "", None)
+    term = change.term
+    return (change.op, change.term_index, change.field, frozen, term.type, _frozen(term.fields))
+
+
+_SCALARS = (str, int, float, type(None))
 
 
 def _frozen(value: object) -> object:
@@ -915,17 +1029,23 @@ def _is_number(value: Value) -> bool:
 
 
 def _summary(
-    rule: Rule, term_index: int, package: TermPackage, candidate: _Candidate, vocabulary: Vocabulary
+    plan: _RulePlan,
+    term_index: int,
+    package: TermPackage,
+    candidate: _Candidate,
+    *,
+    changes: Sequence[PackageChange],
+    vocabulary: Vocabulary,
 ) -> str:
     """ "If <what the partner asks>, then <what we need>", from the rule and the changes."""
     term = package.terms[term_index] if term_index >= 0 else None
     wanted = ""
-    if term is not None and rule.when is not None:
+    if term is not None and plan.asked:
         specs = spec_term.fields if (spec_term := vocabulary.term(term.type)) else {}
         asked = [
-            f"{_label(f.name)} {_value_text(term.fields[f.name], specs.get(f.name))}"
-            for f in fields_in(rule.when)
-            if f.scope == "term" and f.name in term.fields
+            f"{_label(name)} {_value_text(term.fields[name], specs.get(name))}"
+            for name in plan.asked
+            if name in term.fields
         ]
         if asked:
             wanted = f"If you need {_label(term.type)} with {' and '.join(asked)}"
@@ -934,7 +1054,7 @@ def _summary(
         wanted = f"If {subject} is to hold" if term is not None else "If the deal is to go ahead"
     if candidate.needs_input:
         return f"{wanted}, then we need you to {candidate.needs_input}"
-    phrases = [_phrase(change, package, vocabulary) for change in candidate.changes]
+    phrases = [_phrase(change, package, vocabulary) for change in changes]
     needed = phrases[0] if len(phrases) == 1 else ", ".join(phrases[:-1]) + " and " + phrases[-1]
     if candidate.step_back:
         return f"{wanted.replace('If you need', 'Instead of', 1)}, we can agree to {needed}"

@@ -20,7 +20,6 @@ from termdesk.ruleset.conditions import (
     Condition,
     Const,
     Contains,
-    Field,
     Lacks,
     Matches,
     NoneOf,
@@ -77,16 +76,6 @@ def _violated(rule: Rule, subject: Fact | None, deal: Fact, terms: Sequence[Fact
 
 def holds(condition: Condition, fact: Fact | None, deal: Fact, terms: Sequence[Fact]) -> bool:
     """Whether `condition` holds for the term `fact` (None for deal-level rules)."""
-
-    def value(operand: Operand) -> object:
-        if isinstance(operand, Const):
-            return operand.value
-        source = deal if operand.scope == "context" else fact
-        return None if source is None else source.get(fact_key(operand))
-
-    def field_value(field: Field) -> object:
-        return value(field)
-
     match condition:
         case AllOf(items):
             return all(holds(item, fact, deal, terms) for item in items)
@@ -101,30 +90,37 @@ def holds(condition: Condition, fact: Fact | None, deal: Fact, terms: Sequence[F
             )
             return exists if isinstance(condition, TermExists) else not exists
         case Present(field):
-            return field_value(field) is not None
+            return _value(field, fact, deal) is not None
         case Absent(field):
-            return field_value(field) is None
+            return _value(field, fact, deal) is None
         case Compare(left, op, right):
-            left_value, right_value = value(left), value(right)
+            left_value, right_value = _value(left, fact, deal), _value(right, fact, deal)
             if left_value is None or right_value is None:
                 return False
             return _COMPARE[op](left_value, right_value)
         case OneOf(field, values) | NoneOf(field, values):
-            current = field_value(field)
+            current = _value(field, fact, deal)
             if current is None:
                 return False
             inside = any(current == item.value for item in values)
             return inside if isinstance(condition, OneOf) else not inside
         case Contains(field, item) | Lacks(field, item):
-            current = field_value(field)
+            current = _value(field, fact, deal)
             if not isinstance(current, list):
                 return False
             inside = item.value in current
             return inside if isinstance(condition, Contains) else not inside
         case Matches(field, pattern):
-            current = field_value(field)
+            current = _value(field, fact, deal)
             # DOTALL: in durable_rules' dialect `.` matches a line break too.
             return (
                 isinstance(current, str) and re.fullmatch(pattern, current, re.DOTALL) is not None
             )
     raise AssertionError(condition)
+
+
+def _value(operand: Operand, fact: Fact | None, deal: Fact) -> object:
+    if isinstance(operand, Const):
+        return operand.value
+    source = deal if operand.scope == "context" else fact
+    return None if source is None else source.get(fact_key(operand))
