@@ -6,6 +6,7 @@ tests/test_console_browser.py.
 
 from __future__ import annotations
 
+import json
 import re
 import ssl
 import subprocess
@@ -19,7 +20,7 @@ import pytest
 from console_support import AUDITOR, EVALUATOR, NAME, OWNER, WebClient, start_console
 from termdesk.store import Store, open_store, sqlite_url
 from test_admin import SHIPPED, certificate, tightened
-from test_server import ServerProcess
+from test_server import CONFIDENTIALITY, ServerProcess
 
 __all__ = ["certificate"]  # a fixture, used here by name
 
@@ -118,6 +119,20 @@ class TestStart:
             assert "Secure" in cookie
             assert "HttpOnly" in cookie
             assert hsts.startswith("max-age=")
+        finally:
+            server.stop()
+
+
+class TestTry:
+    def test_a_tried_package_meets_the_servers_limits(self, tmp_path: Path) -> None:
+        server, url = start_console(tmp_path, "--max-terms", "1")
+        try:
+            client = signed_in(url, EVALUATOR)
+            client.get("/try")
+            package = {"deal_id": "two", "terms": [CONFIDENTIALITY, CONFIDENTIALITY]}
+            fields = {"ruleset": f"{NAME}@1", "package": json.dumps(package)}
+            status, html = client.post("/try", {**fields, "action": "evaluate"})
+            assert (400, True) == (status, "more than the limit of 1" in html)
         finally:
             server.stop()
 

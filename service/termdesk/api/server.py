@@ -307,6 +307,7 @@ def _start_console(
         tls_cert=config.tls_cert,
         tls_key=config.tls_key,
         allow_insecure=config.console_insecure,
+        limits=config.limits.package,
     )
     console.start()
     return console

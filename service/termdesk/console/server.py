@@ -18,6 +18,7 @@ from termdesk.console import ConsoleError
 from termdesk.console.app import create_app
 from termdesk.console.web import Console
 from termdesk.policy import PolicyAdmin
+from termdesk.vocabulary import Limits
 
 __all__ = ["ConsoleServer", "is_loopback_host"]
 
@@ -45,6 +46,7 @@ class ConsoleServer:
         tls_cert: Path | None = None,
         tls_key: Path | None = None,
         allow_insecure: bool = False,
+        limits: Limits | None = None,
     ) -> None:
         tls = tls_cert is not None and tls_key is not None
         if not tls and not is_loopback_host(host) and not allow_insecure:
@@ -53,7 +55,7 @@ class ConsoleServer:
                 "a loopback address: give --tls-cert and --tls-key, bind it to 127.0.0.1 "
                 "with --console-host, or accept the risk with --console-insecure"
             )
-        self.console = Console(admin, tokens, admin.vocabulary, tls=tls)
+        self.console = Console(admin, tokens, admin.vocabulary, tls=tls, limits=limits or Limits())
         self._socket = socket.create_server(
             (host.strip("[]"), port),
             family=socket.AF_INET6 if ":" in host else socket.AF_INET,

@@ -1,7 +1,7 @@
 """/try: evaluate a package against any stored version and see the whole answer.
 
 The page runs the gRPC Evaluate pipeline (check against the vocabulary, match, decide,
-trades and counter-proposal) with the vocabulary's default limits, and writes nothing to
+trades and counter-proposal) with the server's package limits, and writes nothing to
 the decision log: trying is not deciding. Each evaluation is audited as `TryPackage`;
 the package itself is never logged, and a bad one changes nothing.
 """
@@ -246,7 +246,7 @@ def _evaluate(console: Console, session: Session, state: _Try) -> None:
         )
         return
     try:
-        package = check_package(raw, console.vocabulary)
+        package = check_package(raw, console.vocabulary, console.limits)
     except PackageError as error:
         state.problems = problems_json(error)
         count = len(state.problems)

@@ -24,7 +24,7 @@ from termdesk.auth import ADMIN_READ, ADMIN_WRITE, EVALUATE, Role, Tokens
 from termdesk.console.evaluating import VersionEvaluators
 from termdesk.console.security import SESSION_COOKIE, LoginThrottle, Session, Sessions
 from termdesk.policy import PolicyAdmin
-from termdesk.vocabulary import Vocabulary
+from termdesk.vocabulary import Limits, Vocabulary
 
 __all__ = [
     "ADMIN_READ",
@@ -53,6 +53,7 @@ class Console:
     tokens: Tokens
     vocabulary: Vocabulary
     tls: bool = False
+    limits: Limits = field(default_factory=Limits)  # the server's, for packages tried
     sessions: Sessions = field(default_factory=Sessions)
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
     templates: Jinja2Templates = field(init=False)
