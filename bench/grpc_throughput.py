@@ -16,7 +16,8 @@ Both are loaded the same way from a separate process by h2load (Debian nghttp2-c
 a pre-framed request body, for a clean 10-term package (CLEAN_10 of bench/engine_cost.py,
 APPROVE) and two violating ones, answered with verified trades, a counter-proposal and
 giveaways: VIOLATING_5 (a first draft breaking 5 policies) and VIOLATING_10 (27
-violations over 10 terms, the worst case). Each body is
+violations over 10 terms, the worst case); and VIOLATING_10 once more with `skip_trades`
+(decision and violations only), which shows what the trades cost. Each body is
 checked once with a real gRPC call first. The echo and termdesk runs of a case are adjacent
 (ABBA order over the repeats) so machine noise hits both alike; each run is timed
 (`h2load -D`, default 10 s) after a short untimed warm-up per server and case.
@@ -75,6 +76,7 @@ TARGETS = {
     "clean": 0.5,
     "violating-5": 0.2,
     "violating": 0.2,
+    "violating-no-trades": 0.2,
 }  # termdesk req/s as a share of echo req/s
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 15.0
@@ -134,6 +136,7 @@ class Case:
     expected: str  # decision name
     min_violations: int
     max_violations: int
+    skip_trades: bool  # the request asks for no trades (what a bulk pre-check would send)
     response: bytes = b""  # termdesk's serialized EvaluateResponse, filled by the pre-check
 
     @property
@@ -154,17 +157,18 @@ def build_cases(directory: Path) -> list[Case]:
     from termdesk.v1 import termdesk_pb2 as pb  # noqa: PLC0415
 
     cases = []
-    for name, package, expected, low, high in (
-        ("clean", CLEAN_10, "DECISION_APPROVE", 0, 0),
-        ("violating-5", VIOLATING_5, "DECISION_REJECT", 5, 5),
-        ("violating", VIOLATING_10, "DECISION_REJECT", 5, 10_000),
+    for name, package, expected, low, high, skip_trades in (
+        ("clean", CLEAN_10, "DECISION_APPROVE", 0, 0, False),
+        ("violating-5", VIOLATING_5, "DECISION_REJECT", 5, 5, False),
+        ("violating", VIOLATING_10, "DECISION_REJECT", 5, 10_000, False),
+        ("violating-no-trades", VIOLATING_10, "DECISION_REJECT", 5, 10_000, True),
     ):
         request = pb.EvaluateRequest(
-            package=json_format.ParseDict(package, pb.TermPackage())
+            package=json_format.ParseDict(package, pb.TermPackage()), skip_trades=skip_trades
         ).SerializeToString()
         body = directory / f"{name}.body"
         body.write_bytes(b"\x00" + struct.pack(">I", len(request)) + request)
-        cases.append(Case(name, request, body, expected, low, high))
+        cases.append(Case(name, request, body, expected, low, high, skip_trades))
     return cases
 
 
@@ -192,9 +196,12 @@ def check_termdesk_answer(case: Case, response: bytes) -> str:
     found = len(message.violations)
     if name != case.expected or not case.min_violations <= found <= case.max_violations:
         return f"{case.name}: got {name} with {found} violations, expected {case.expected}"
-    if found and not any(trade.verified for trade in message.trades):
+    if case.skip_trades:
+        if message.trades or message.HasField("counter_proposal"):
+            return f"{case.name}: trades in the answer to a request that skips them"
+    elif found and not any(trade.verified for trade in message.trades):
         return f"{case.name}: no verified trade in the answer"
-    if found and not message.HasField("counter_proposal"):
+    if found and not case.skip_trades and not message.HasField("counter_proposal"):
         return f"{case.name}: no counter-proposal in the answer"
     if case.response and len(response) != len(case.response):
         return f"{case.name}: answer of {len(response)} bytes, first one had {len(case.response)}"
@@ -288,6 +295,7 @@ def start_termdesk(directory: Path, workers: int) -> Server:
         ]
         process = subprocess.Popen(
             command,
+            cwd=directory,  # its store (./termdesk-data) starts empty in the run's directory
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -515,7 +523,7 @@ def report(args: argparse.Namespace, results: list[CaseResult], header: list[str
     )
     print()
     print(
-        f"{'case':<10} {'answer':>7} {'echo req/s':>11} {'termdesk req/s':>15} "
+        f"{'case':<19} {'answer':>7} {'echo req/s':>11} {'termdesk req/s':>15} "
         f"{'ratio':>6} {'target':>7} {'':5}  {'echo p50/p99 ms':>16}  {'termdesk p50/p99 ms':>20}"
     )
     for result in results:
@@ -530,7 +538,7 @@ def report(args: argparse.Namespace, results: list[CaseResult], header: list[str
             f"{result.median('termdesk', 'p50_ms'):.1f} / {result.median('termdesk', 'p99_ms'):.1f}"
         )
         print(
-            f"{case.name:<10} {len(case.response):>6}B "
+            f"{case.name:<19} {len(case.response):>6}B "
             f"{result.median('echo', 'req_per_s'):>11.0f} "
             f"{result.median('termdesk', 'req_per_s'):>15.0f} {ratio:>6.2f} "
             f"{'>= ' + format(target, '.1f'):>7} {verdict:5}  {echo_latency:>16}  "
@@ -635,7 +643,7 @@ def benchmark(args: argparse.Namespace, directory: Path, stack: contextlib.ExitS
                 runs.append(run)
                 flag = "" if not run.problems else f"  PROBLEMS: {'; '.join(run.problems)}"
                 print(
-                    f"  {case.name:<10} {name:<9} {run.req_per_s:>8.0f} req/s  "
+                    f"  {case.name:<19} {name:<9} {run.req_per_s:>8.0f} req/s  "
                     f"p50 {run.p50_ms:6.1f} ms  p99 {run.p99_ms:6.1f} ms  "
                     f"({run.done} done){flag}",
                     flush=True,

@@ -208,8 +208,13 @@ class TradeAdvice:
         return [index for index, trade in enumerate(self.trades) if id(trade) in taken]
 
 
+_SCALARS = (str, bool, int, float, type(None))
+
+
 def to_json_value(value: Value) -> object:
     """Converts a checked value to plain JSON data (money as its documented object)."""
+    if isinstance(value, _SCALARS):  # first: the ABC check of Mapping is slow
+        return value
     if isinstance(value, Money):
         return {"amount": str(value.amount), "currency": value.currency}
     if isinstance(value, tuple):
