@@ -33,7 +33,7 @@ from termdesk.catalog import DEFAULT_RULESET, find_ruleset, ruleset_files
 from termdesk.console import ConsoleError
 from termdesk.errors import PackageError, RulesetError, RulesetNotFoundError
 from termdesk.evaluator import Evaluator
-from termdesk.jsonview import advice_json, evaluation_json, problems_json
+from termdesk.jsonview import advice_json, evaluation_json, parse_json, problems_json
 from termdesk.model import Decision, TermPackage
 from termdesk.paths import shipped_rulesets_dir
 from termdesk.ruleset.validator import ValidationResult, read_source, validate_source
@@ -384,14 +384,6 @@ def eval_command(args: argparse.Namespace) -> int:
         evaluator.close()
 
 
-def _parse_json(text: str) -> object:
-    """JSON from the user; a nesting too deep to parse is reported as bad JSON."""
-    try:
-        return json.loads(text)
-    except RecursionError:
-        raise json.JSONDecodeError("nested too deeply", text[:20], 0) from None
-
-
 def _answer(
     evaluator: Evaluator, package: TermPackage, *, trades: bool
 ) -> tuple[Decision, dict[str, object]]:
@@ -408,7 +400,7 @@ def _answer(
 
 def _eval_one(evaluator: Evaluator, text: str, *, trades: bool) -> int:
     try:
-        package = check_package(_parse_json(text), default_vocabulary())
+        package = check_package(parse_json(text), default_vocabulary())
     except json.JSONDecodeError as error:
         print(f"termdesk eval: the package is not JSON: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -429,7 +421,7 @@ def _eval_batch(evaluator: Evaluator, lines: Sequence[str], out: TextIO, *, trad
             continue
         record: dict[str, object]
         try:
-            package = check_package(_parse_json(line), default_vocabulary())
+            package = check_package(parse_json(line), default_vocabulary())
             _, record = _answer(evaluator, package, trades=trades)
         except json.JSONDecodeError as error:
             bad = True

@@ -1,6 +1,9 @@
-"""JSON views of results, with the field names and enum names of the termdesk.v1 contract."""
+"""JSON views of results, with the field names and enum names of the termdesk.v1 contract,
+and the parsing of the JSON a user gives."""
 
 from __future__ import annotations
+
+import json
 
 from termdesk.errors import PackageError, Problem
 from termdesk.model import (
@@ -13,7 +16,15 @@ from termdesk.model import (
     to_json_value,
 )
 
-__all__ = ["advice_json", "evaluation_json", "package_json", "problems_json"]
+__all__ = ["advice_json", "evaluation_json", "package_json", "parse_json", "problems_json"]
+
+
+def parse_json(text: str) -> object:
+    """JSON from a user; a nesting too deep to parse is reported as bad JSON."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise json.JSONDecodeError("nested too deeply", text[:20], 0) from None
 
 
 def evaluation_json(evaluation: Evaluation, deal_id: str) -> dict[str, object]:

@@ -29,7 +29,7 @@ from termdesk.console.web import (
     signed_in,
 )
 from termdesk.errors import PackageError, RulesetError, RulesetNotFoundError
-from termdesk.jsonview import problems_json
+from termdesk.jsonview import parse_json, problems_json
 from termdesk.paths import shipped_rulesets_dir
 from termdesk.store.base import StoredVersion
 from termdesk.vocabulary import check_package
@@ -236,7 +236,7 @@ def _evaluate(console: Console, session: Session, state: _Try) -> None:
         refuse(400, "INVALID_ARGUMENT", "Paste a package, choose a file or load an example first.")
         return
     try:
-        raw = _parse_json(state.text)
+        raw = parse_json(state.text)
     except json.JSONDecodeError as error:
         state.not_json = _not_json(state.text, error)
         refuse(
@@ -287,14 +287,6 @@ def _stored(console: Console, name: str, version: int) -> StoredVersion | None:
         return console.admin.get(name, version)
     except RulesetNotFoundError:
         return None
-
-
-def _parse_json(text: str) -> object:
-    """JSON from the user; a nesting too deep to parse is reported as bad JSON."""
-    try:
-        return json.loads(text)
-    except RecursionError:
-        raise json.JSONDecodeError("nested too deeply", text[:20], 0) from None
 
 
 def _not_json(text: str, error: json.JSONDecodeError) -> _NotJson:
