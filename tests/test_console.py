@@ -15,11 +15,14 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import pytest
 
 from console_support import AUDITOR, EVALUATOR, NAME, OWNER, WebClient, start_console
 from termdesk.store import Store, open_store, sqlite_url
-from test_admin import SHIPPED, certificate, tightened
+from termdesk.v1 import admin_pb2 as apb
+from termdesk.v1 import admin_pb2_grpc as apb_grpc
+from test_admin import SHIPPED, bearer, certificate, tightened
 from test_server import CONFIDENTIALITY, ServerProcess
 
 __all__ = ["certificate"]  # a fixture, used here by name
@@ -283,6 +286,32 @@ class TestPublish:
             assert {"console"} == {r.channel for r in denied}
         finally:
             store.close()
+
+    def test_the_audit_log_page_shows_both_channels_to_auditors_only(
+        self, console: tuple[ServerProcess, str]
+    ) -> None:
+        server, url = console
+        owner = signed_in(url, OWNER)
+        assert 200 == publish(owner, SHIPPED, validated(owner, SHIPPED))[0]
+        with grpc.insecure_channel(server.address) as channel:
+            stub = apb_grpc.RulesetAdminStub(channel)
+            stub.ListRulesets(apb.ListRulesetsRequest(), metadata=bearer(AUDITOR), timeout=30)
+        status, html = signed_in(url, AUDITOR).get("/audit")
+        assert 200 == status
+        body = html.split("<tbody>", 1)[1]
+        rows = [
+            [" ".join(re.sub(r"<[^>]+>", " ", cell).split()) for cell in cells]
+            for cells in (
+                re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", row, re.S) for row in body.split("</tr>")
+            )
+            if cells
+        ]
+        # Time, who, action, target, outcome, channel, detail.
+        listed = next(row for row in rows if row[2] == "ListRulesets")
+        assert ["audrey (auditor)", "", "OK", "grpc"] == listed[1:2] + listed[3:6]
+        published = next(row for row in rows if row[2] == "PublishRuleset")
+        assert ["ana (policy owner)", NAME, "OK", "console"] == published[1:2] + published[3:6]
+        assert 403 == signed_in(url, EVALUATOR).get("/audit")[0]
 
     def test_pages_forbid_inline_script(self, console: tuple[ServerProcess, str]) -> None:
         _, url = console

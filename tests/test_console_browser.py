@@ -356,6 +356,9 @@ class TestTryAndDecisions:
         expect(page.locator("main")).to_contain_text("APPROVE")
         expect(page.locator("main")).to_contain_text('"deal_id": "deal-6m"')
         check_accessibility(page)
+        page.get_by_role("link", name="Audit log").click()
+        expect(page.get_by_role("row", name="audrey")).to_contain_text("SignIn")
+        check_accessibility(page)
 
 
 class TestAuditor:

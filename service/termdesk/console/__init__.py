@@ -8,6 +8,7 @@
     rulesets.py   /rulesets: list, policy catalog, editor, versions, roll back
     trying.py     /try: evaluate a package, with trades and the counter-proposal
     decisions.py  /decisions: the decision log, and one decision with its trades
+    audit.py      /audit: the admin audit log
     evaluating.py evaluators of any stored version (cached, bounded) and one answer
 
 This module stays light: the web stack is imported only when a console is started.

@@ -17,7 +17,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from termdesk.auth import ADMIN_READ
-from termdesk.console import decisions, rulesets, signin, trying
+from termdesk.console import audit, decisions, rulesets, signin, trying
 from termdesk.console.security import SecurityHeaders
 from termdesk.console.web import (
     Console,
@@ -84,6 +84,7 @@ def create_app(console: Console) -> Starlette:
         Route("/try", trying.try_page, methods=["GET", "POST"]),
         Route("/decisions", decisions.index),
         Route("/decisions/{decision_id}", decisions.detail),
+        Route("/audit", audit.index),
         Mount("/static", StaticFiles(packages=[("termdesk.console", "static")]), name="static"),
     ]
     app = Starlette(
