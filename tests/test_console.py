@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import ssl
 import subprocess
 import sys
@@ -101,6 +102,13 @@ class TestStart:
             assert (200, True) == (status, "Access token" in html)
         finally:
             server.stop()
+
+    def test_a_busy_port_is_a_clear_error(self, tmp_path: Path) -> None:
+        with socket.create_server(("127.0.0.1", 0)) as busy:
+            done = run_serve(tmp_path, "--console-port", str(busy.getsockname()[1]))
+        assert 1 == done.returncode
+        assert "the console cannot listen on 127.0.0.1:" in done.stderr
+        assert "Traceback" not in done.stderr
 
     def test_refuses_file_mode_where_nothing_can_be_published(self, tmp_path: Path) -> None:
         rulesets = Path(__file__).resolve().parent.parent / "rulesets"

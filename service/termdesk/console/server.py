@@ -56,11 +56,14 @@ class ConsoleServer:
                 "with --console-host, or accept the risk with --console-insecure"
             )
         self.console = Console(admin, tokens, admin.vocabulary, tls=tls, limits=limits or Limits())
-        self._socket = socket.create_server(
-            (host.strip("[]"), port),
-            family=socket.AF_INET6 if ":" in host else socket.AF_INET,
-            reuse_port=False,
-        )
+        try:
+            self._socket = socket.create_server(
+                (host.strip("[]"), port), family=socket.AF_INET6 if ":" in host else socket.AF_INET
+            )
+        except OSError as error:
+            raise ConsoleError(
+                f"the console cannot listen on {host}:{port}: {error.strerror or error}"
+            ) from error
         self.port: int = self._socket.getsockname()[1]
         config = uvicorn.Config(
             create_app(self.console),
