@@ -180,7 +180,9 @@ class TestPolicyOwner:
         expect(rule).to_contain_text("at most 12 months")
         expect(rule).to_contain_text("legal")
         expect(rule).to_contain_text("Exclusivity must end on its own")
-        expect(page.get_by_role("row", name="max_exclusivity_months")).to_contain_text("12")
+        parameter = page.get_by_role("row", name="max_exclusivity_months")
+        expect(parameter).to_contain_text("12")
+        expect(parameter).to_contain_text("longest exclusivity without re-negotiation")
         check_accessibility(page)
         screenshot(page, "catalog", tmp_path)
 

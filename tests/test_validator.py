@@ -145,6 +145,11 @@ class TestMinimalDocument:
         assert [] == [str(d) for d in result.diagnostics]
         assert result.ruleset is not None
         assert DEFAULT_RULESET == result.ruleset.name
+        descriptions = result.ruleset.parameter_descriptions
+        assert set(result.ruleset.parameters) == set(descriptions)
+        assert (
+            "longest exclusivity without re-negotiation" == descriptions["max_exclusivity_months"]
+        )
 
 
 class TestNames:

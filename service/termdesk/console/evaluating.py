@@ -20,6 +20,7 @@ from termdesk.jsonview import package_json
 from termdesk.model import Evaluation, TermPackage, Trade, TradeAdvice, Violation
 from termdesk.registry import RulesetRegistry
 from termdesk.reload import checked
+from termdesk.ruleset.model import Ruleset
 from termdesk.store.base import StoredVersion
 from termdesk.trades import TradeAdvisor
 from termdesk.vocabulary import Vocabulary
@@ -70,6 +71,12 @@ class VersionEvaluators:
             yield entry.evaluator
         finally:
             self._release(entry)
+
+    def ruleset(self, stored: StoredVersion) -> Ruleset:
+        """The checked ruleset of exactly `stored`: the registry's when it is the active
+        version, else validated now (raises `RulesetError` when it no longer validates)."""
+        active = self._active(stored)
+        return active.ruleset if active is not None else checked(stored, self.vocabulary)
 
     def cached(self) -> list[tuple[str, int]]:
         """(name, version) of the evaluators compiled here, least recently used first."""

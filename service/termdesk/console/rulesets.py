@@ -12,7 +12,6 @@ import difflib
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -29,10 +28,11 @@ from termdesk.console.web import (
     see_other,
     signed_in,
 )
-from termdesk.errors import RulesetNotFoundError
+from termdesk.errors import RulesetNotFoundError, TermdeskError
 from termdesk.policy import Check, RulesetRejectedError
-from termdesk.reload import checked
 from termdesk.ruleset.diagnostics import Diagnostic, Level
+from termdesk.ruleset.diff import diff_sources
+from termdesk.ruleset.model import Ruleset
 from termdesk.store.base import RulesetSummary, StoredVersion, VersionConflictError
 from termdesk.testing import CaseResult
 from termdesk.wording import catalog
@@ -67,7 +67,7 @@ async def catalog_page(request: Request) -> Response:
     console = console_of(request)
     name = request.path_params["name"]
     stored = await console.run(_get, console, name, 0)
-    ruleset = await console.run(checked, stored, console.vocabulary)
+    ruleset = await console.run(console.evaluators.ruleset, stored)
     return render(
         request,
         "catalog.html",
@@ -75,23 +75,22 @@ async def catalog_page(request: Request) -> Response:
             "stored": stored,
             "ruleset": ruleset,
             "rules": catalog(ruleset, console.vocabulary),
-            "parameters": _parameters(stored.source, ruleset.parameters),
+            "parameters": _parameters(ruleset),
             "buckets": ruleset.buckets,
         },
     )
 
 
-def _parameters(source: str, values: dict[str, Any] | Any) -> list[tuple[str, str, str]]:
-    """(name, value, description) of every parameter; descriptions come from the source."""
-    document = yaml.safe_load(source)
-    declared = document.get("parameters", {}) if isinstance(document, dict) else {}
-    rows = []
-    for name, value in values.items():
-        entry = declared.get(name)
-        description = entry.get("description", "") if isinstance(entry, dict) else ""
-        shown = ", ".join(map(str, value)) if isinstance(value, tuple) else str(value)
-        rows.append((name, shown, str(description)))
-    return rows
+def _parameters(ruleset: Ruleset) -> list[tuple[str, str, str]]:
+    """(name, value, description) of every parameter."""
+    return [
+        (
+            name,
+            ", ".join(map(str, value)) if isinstance(value, tuple) else str(value),
+            ruleset.parameter_descriptions.get(name, ""),
+        )
+        for name, value in ruleset.parameters.items()
+    ]
 
 
 # -- the editor
@@ -319,11 +318,12 @@ async def versions(request: Request) -> Response:
     if from_version not in numbers or to_version not in numbers:
         raise HTTPException(404, f"Ruleset {name} has versions {numbers[0]} to {numbers[-1]}.")
     by_number = {stored.version: stored for stored in history}
-    diff = await console.run(console.admin.diff, name, from_version, to_version)
+    before, after = by_number[from_version].source, by_number[to_version].source
+    diff = diff_sources(before, after)
     text_diff = list(
         difflib.unified_diff(
-            by_number[from_version].source.splitlines(),
-            by_number[to_version].source.splitlines(),
+            before.splitlines(),
+            after.splitlines(),
             f"version {from_version}",
             f"version {to_version}",
             lineterm="",
@@ -360,16 +360,14 @@ async def roll_back(request: Request) -> Response:
     signed_in(request, ADMIN_WRITE, "ActivateRulesetVersion")
     console = console_of(request)
     name, version = request.path_params["name"], request.path_params["version"]
-    stored, _previous = await console.run(_activate, console, session, name, version)
-    return see_other(f"/rulesets/{name}/versions?activated={stored.version}")
+    await console.run(_activate, console, session, name, version)
+    return see_other(f"/rulesets/{name}/versions?activated={version}")
 
 
-def _activate(
-    console: Console, session: Session, name: str, version: int
-) -> tuple[StoredVersion, int]:
+def _activate(console: Console, session: Session, name: str, version: int) -> None:
     try:
-        stored, previous = console.admin.activate(name, version)
-    except Exception as error:
+        _, previous = console.admin.activate(name, version)
+    except TermdeskError as error:
         console.audit.record(
             session.principal, "ActivateRulesetVersion", f"{name}@{version}", "FAILED", str(error)
         )
@@ -381,7 +379,6 @@ def _activate(
         "OK",
         f"activated version {version} (was {previous})",
     )
-    return stored, previous
 
 
 # -- store access that turns "not found" into a 404 page
@@ -402,7 +399,11 @@ def _versions(console: Console, name: str) -> list[StoredVersion]:
 
 
 def _latest_version(console: Console, name: str) -> int:
-    return _versions(console, name)[-1].version
+    """The newest stored version of `name` (the one a publish must name as expected)."""
+    latest = {summary.name: summary.latest_version for summary in console.admin.summaries()}
+    if name not in latest:
+        raise HTTPException(404, f"no ruleset `{name}` in the store")
+    return latest[name]
 
 
 def _int_param(request: Request, key: str, default: int) -> int:

@@ -112,6 +112,8 @@ class Ruleset:
     defaults: Mapping[str, Mapping[str, Value]] = dataclasses.field(default_factory=dict)
     tests: tuple[TestCase, ...] = ()
     source_file: str = ""
+    # What each parameter means, where the source says (`{value: ..., description: ...}`).
+    parameter_descriptions: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     def rule(self, rule_id: str) -> Rule | None:
         return next((rule for rule in self.rules if rule.id == rule_id), None)

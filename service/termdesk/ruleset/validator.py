@@ -235,6 +235,11 @@ class _Checker:
             rules=tuple(rules),
             tests=tuple(tests),
             source_file=self.file,
+            parameter_descriptions={
+                name: str(entry["description"])
+                for name, entry in shape.parameters.items()
+                if name in self.parameters and isinstance(entry, dict) and "description" in entry
+            },
         )
 
     # -- reporting
