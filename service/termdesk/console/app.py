@@ -16,13 +16,13 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from termdesk.auth import ADMIN_READ
 from termdesk.console import audit, decisions, rulesets, signin, trying
 from termdesk.console.security import SecurityHeaders
 from termdesk.console.web import (
     Console,
     ForbiddenError,
     SignInRequiredError,
+    home_page,
     render,
     see_other,
     session_of,
@@ -38,7 +38,7 @@ async def home(request: Request) -> Response:
     session = session_of(request)
     if session is None:
         return see_other("/login")
-    return see_other("/rulesets" if session.principal.role in ADMIN_READ else "/try")
+    return see_other(home_page(session.principal))
 
 
 async def _sign_in_first(request: Request, _: Exception) -> Response:

@@ -21,6 +21,7 @@ from termdesk.console.web import (
     ADMIN_READ,
     ADMIN_WRITE,
     Console,
+    allowed_to,
     console_of,
     field_text,
     posted_form,
@@ -140,7 +141,7 @@ async def editor(request: Request) -> Response:
     elif action == "impact":
         await console.run(_impact, console, session, state)
     elif action == "publish":
-        signed_in(request, ADMIN_WRITE, "PublishRuleset")
+        await allowed_to(request, ADMIN_WRITE, "PublishRuleset")
         published = await console.run(_publish, console, session, state, stamp)
         if published is not None:
             return see_other(f"/rulesets/{name}/versions?published={published}")
@@ -357,7 +358,7 @@ async def roll_back_form(request: Request) -> Response:
 async def roll_back(request: Request) -> Response:
     session = signed_in(request, ADMIN_READ)
     await posted_form(request, session)
-    signed_in(request, ADMIN_WRITE, "ActivateRulesetVersion")
+    await allowed_to(request, ADMIN_WRITE, "ActivateRulesetVersion")
     console = console_of(request)
     name, version = request.path_params["name"], request.path_params["version"]
     await console.run(_activate, console, session, name, version)

@@ -8,11 +8,13 @@ from urllib.parse import urlsplit
 from starlette.requests import Request
 from starlette.responses import Response
 
-from termdesk.auth import ADMIN_READ, UnauthenticatedError
+from termdesk.auth import UnauthenticatedError
 from termdesk.console.security import LOGIN_CSRF_COOKIE, SESSION_COOKIE
 from termdesk.console.web import (
+    audit,
     console_of,
     field_text,
+    home_page,
     posted_form,
     render,
     see_other,
@@ -46,14 +48,13 @@ async def login(request: Request) -> Response:
         principal = console.tokens.principal(token)
     except UnauthenticatedError:
         console.throttle.failed(client)
-        console.audit.record(None, "SignIn", "console", "UNAUTHENTICATED")
+        await audit(request, None, "SignIn", "console", "UNAUTHENTICATED")
         return _login_page(
             request, "That access token is not valid. Check it and try again.", status=401
         )
     session_id, _ = console.sessions.open(principal)
-    console.audit.record(principal, "SignIn", "console", "OK")
-    home = "/rulesets" if principal.role in ADMIN_READ else "/try"
-    response = see_other(_safe_next(field_text(form, "next")) or home)
+    await audit(request, principal, "SignIn", "console", "OK")
+    response = see_other(_safe_next(field_text(form, "next")) or home_page(principal))
     response.set_cookie(
         SESSION_COOKIE,
         session_id,
@@ -71,7 +72,7 @@ async def logout(request: Request) -> Response:
     await posted_form(request, session)
     if session is not None:
         console_of(request).sessions.close(request.cookies.get(SESSION_COOKIE, ""))
-        console_of(request).audit.record(session.principal, "SignOut", "console", "OK")
+        await audit(request, session.principal, "SignOut", "console", "OK")
     response = see_other("/login")
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response

@@ -20,7 +20,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
 from termdesk.audit import AuditTrail
-from termdesk.auth import ADMIN_READ, ADMIN_WRITE, EVALUATE, Role, Tokens
+from termdesk.auth import ADMIN_READ, ADMIN_WRITE, EVALUATE, Principal, Role, Tokens
 from termdesk.console.evaluating import VersionEvaluators
 from termdesk.console.security import SESSION_COOKIE, LoginThrottle, Session, Sessions
 from termdesk.policy import PolicyAdmin
@@ -33,7 +33,10 @@ __all__ = [
     "Console",
     "ForbiddenError",
     "SignInRequiredError",
+    "allowed_to",
+    "audit",
     "console_of",
+    "home_page",
     "posted_form",
     "render",
     "signed_in",
@@ -99,25 +102,49 @@ def session_of(request: Request) -> Session | None:
     return console_of(request).sessions.get(session_id) if session_id else None
 
 
-def signed_in(request: Request, allowed: frozenset[Role], action: str = "") -> Session:
-    """The request's session, if its role is `allowed`; otherwise raises.
-
-    A refused action (not a mere page view) is audited as PERMISSION_DENIED.
-    """
+def signed_in(request: Request, allowed: frozenset[Role]) -> Session:
+    """The request's session, if its role is `allowed`; otherwise raises."""
     session = session_of(request)
     if session is None:
         raise SignInRequiredError()
     if session.principal.role not in allowed:
-        if action:
-            console_of(request).audit.record(
-                session.principal, action, request.url.path, "PERMISSION_DENIED"
-            )
         roles = " or ".join(sorted(role.value.replace("_", " ") for role in allowed))
         raise ForbiddenError(
             f"You are signed in as {session.principal.name} ({_role_text(session)}); "
             f"this needs a {roles} token."
         )
     return session
+
+
+async def allowed_to(request: Request, allowed: frozenset[Role], action: str) -> Session:
+    """`signed_in` for an action (not a mere page view): a refusal is audited as
+    PERMISSION_DENIED."""
+    try:
+        return signed_in(request, allowed)
+    except ForbiddenError:
+        session = session_of(request)
+        if session is not None:
+            await audit(request, session.principal, action, request.url.path, "PERMISSION_DENIED")
+        raise
+
+
+async def audit(
+    request: Request,
+    principal: Principal | None,
+    action: str,
+    target: str,
+    outcome: str,
+    *,
+    detail: str = "",
+) -> None:
+    """Records an admin action from a page, off the event loop (the store may be remote)."""
+    console = console_of(request)
+    await console.run(console.audit.record, principal, action, target, outcome, detail)
+
+
+def home_page(principal: Principal) -> str:
+    """Where a principal lands: the rulesets, or /try for evaluators (all they may use)."""
+    return "/rulesets" if principal.role in ADMIN_READ else "/try"
 
 
 async def posted_form(request: Request, session: Session | None) -> FormData:
@@ -129,9 +156,7 @@ async def posted_form(request: Request, session: Session | None) -> FormData:
     submitted = form.get("csrf")
     if session is None or not isinstance(submitted, str) or not session.csrf_ok(submitted):
         if session is not None:
-            console_of(request).audit.record(
-                session.principal, "Form", request.url.path, "CSRF_REFUSED"
-            )
+            await audit(request, session.principal, "Form", request.url.path, "CSRF_REFUSED")
         raise HTTPException(
             403, "The form's security token is missing or stale; reload the page and try again."
         )
