@@ -12,6 +12,9 @@ Measures, interleaved in one process so machine noise hits every row alike:
              package as plain JSON data: no interpreter, no engine, no projection (baseline)
 - trades     `TradeAdvisor.advise`: candidate trades, their verification in the engine, the
              counter-proposal and giveaways (nothing to do for a clean package)
+- in-engine  the part of `trades` spent inside `RuleEngine.match` (durable_rules sessions,
+             facts to JSON, results read back), and how many sessions: what a faster
+             search in Python would leave
 
 for a clean 10-term package (no violation), a first draft breaking 5 policies and a
 10-term package with 27 violations.
@@ -124,6 +127,36 @@ def timed(function: Callable[[], object], samples: list[float]) -> None:
     samples.append((time.perf_counter_ns() - start) / 1000)
 
 
+class EngineClock:
+    """Time spent in `RuleEngine.match` while `running`, per outer call."""
+
+    def __init__(self) -> None:
+        self.running = False
+        self.spent_us = 0.0
+        self.sessions = 0
+        original = RuleEngine.match
+
+        def match(engine: RuleEngine, projected: Any) -> Any:
+            if not self.running:
+                return original(engine, projected)
+            start = time.perf_counter_ns()
+            try:
+                return original(engine, projected)
+            finally:
+                self.spent_us += (time.perf_counter_ns() - start) / 1000
+                self.sessions += 1
+
+        RuleEngine.match = match  # type: ignore[method-assign]
+
+    def timed(self, function: Callable[[], object], samples: list[float]) -> None:
+        self.running, self.spent_us, self.sessions = True, 0.0, 0
+        try:
+            function()
+        finally:
+            self.running = False
+        samples.append(self.spent_us)
+
+
 def summary(samples: list[float]) -> tuple[float, float]:
     ordered = sorted(samples)
     return statistics.median(ordered), ordered[int(len(ordered) * 0.99) - 1]
@@ -140,6 +173,7 @@ def main() -> None:
     floor = RuleEngine("bench-floor", {CANARY: evaluator.compiled.engine_rules[CANARY]})
     vocabulary = default_vocabulary()
     advisor = TradeAdvisor(evaluator, vocabulary)
+    clock = EngineClock()
     cases: dict[str, TermPackage] = {
         "clean 10 terms": check_package(CLEAN_10, vocabulary),
         "violating 5 of 11 terms": check_package(VIOLATING_5, vocabulary),
@@ -172,10 +206,11 @@ def main() -> None:
             # Trades, counter-proposal and giveaways of the evaluated package (none if clean).
             "trades": functools.partial(advisor.advise, package, evaluator.matches(package)),
         }
-        rows: dict[str, list[float]] = {row: [] for row in calls}
+        rows: dict[str, list[float]] = {row: [] for row in [*calls, "in-engine"]}
         for _ in range(runs):  # interleaved: each row sees the same noise
             for row, call in calls.items():
                 timed(call, rows[row])
+            clock.timed(calls["trades"], rows["in-engine"])
         base, _ = summary(rows["plain"])
         print(
             f"{name}: {evaluation.decision.value}, {len(evaluation.violations)} violations, "
@@ -185,6 +220,7 @@ def main() -> None:
         for row, samples in rows.items():
             median, p99 = summary(samples)
             print(f"  {row:<10} {median:>10.1f} {p99:>10.1f} {median / base:>11.1f}x")
+        print(f"  trades ran {clock.sessions} engine sessions")
         print()
     for closable in (evaluator, engine, floor):
         closable.close()
