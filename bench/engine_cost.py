@@ -146,7 +146,7 @@ class EngineClock:
                 self.spent_us += (time.perf_counter_ns() - start) / 1000
                 self.sessions += 1
 
-        RuleEngine.match = match  # type: ignore[method-assign]
+        RuleEngine.match = match  # type: ignore[method-assign,assignment]
 
     def timed(self, function: Callable[[], object], samples: list[float]) -> None:
         self.running, self.spent_us, self.sessions = True, 0.0, 0
