@@ -755,6 +755,77 @@ class TestLimits:
         assert [result.deal_id for result in answer.results] == ["b0", "b1"]
 
 
+MANY_VIOLATIONS: JSON = {
+    "deal_id": "many",
+    "terms": [
+        CONFIDENTIALITY,
+        {"type": "payment_terms", "fields": {"net_days": 5}},
+        {
+            "type": "revenue_share",
+            "fields": {"rate": 0.45, "renewal_rate": 0.5, "basis": "net"},
+        },
+    ],
+}
+
+
+class TestTradeLimits:
+    @staticmethod
+    def verified_per_violation(response: pb.EvaluateResponse) -> dict[tuple[str, int], int]:
+        counts: dict[tuple[str, int], int] = {}
+        for trade in response.trades:
+            if trade.verified:
+                key = (trade.rule_id, trade.term_index)
+                counts[key] = counts.get(key, 0) + 1
+        return counts
+
+    def test_trade_flags_bound_the_search(
+        self, stub: pb_grpc.TermEvaluatorStub, launch: Callable[..., ServerProcess]
+    ) -> None:
+        """--trades-per-violation and --trade-engine-calls bound what one answer verifies;
+        a search cut short says so in trades_truncated."""
+        full = stub.Evaluate(evaluate_request(MANY_VIOLATIONS), timeout=CALL_TIMEOUT)
+        assert not full.trades_truncated
+        assert max(self.verified_per_violation(full).values()) >= 2
+        bounded = launch("--trades-per-violation", "1", "--trade-engine-calls", "2")
+        with grpc.insecure_channel(bounded.address) as opened:
+            small = pb_grpc.TermEvaluatorStub(opened).Evaluate(
+                evaluate_request(MANY_VIOLATIONS), timeout=CALL_TIMEOUT
+            )
+        assert small.trades_truncated
+        assert max(self.verified_per_violation(small).values()) == 1
+        assert len(small.violations) == len(full.violations)
+        [record] = [r for r in bounded.records("evaluation") if r["deal_id"] == "many"]
+        assert record["trade_engine_calls"] <= 2
+
+    @pytest.mark.parametrize(
+        ("arguments", "env", "named"),
+        [
+            (["--trade-engine-calls", "0"], {}, "--trade-engine-calls"),
+            (["--trades-per-violation", "-1"], {}, "--trades-per-violation"),
+            ([], {"TERMDESK_TRADE_CANDIDATES": "many"}, "--trade-candidates"),
+            ([], {"TERMDESK_MAX_TERMS": "lots"}, "--max-terms"),
+        ],
+    )
+    def test_bad_count_is_refused_at_start(
+        self, tmp_path: Path, arguments: list[str], env: dict[str, str], named: str
+    ) -> None:
+        """A count below 1 or not a number, by flag or environment, stops `termdesk serve`
+        before it binds, naming the flag and what it needs."""
+        clean = {key: value for key, value in os.environ.items() if not key.startswith("TERMDESK_")}
+        run = subprocess.run(
+            [sys.executable, "-m", "termdesk.cli", "serve", "--port", "0", *arguments],
+            check=False,
+            cwd=tmp_path,
+            env={**clean, **env},
+            capture_output=True,
+            text=True,
+            timeout=STARTUP_TIMEOUT,
+        )
+        assert run.returncode == 2
+        assert f"argument {named}: must be a whole number of at least 1" in run.stderr
+        assert not (tmp_path / "termdesk-data").exists()
+
+
 # --- 3. rulesets ---------------------------------------------------------------------------
 
 

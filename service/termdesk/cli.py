@@ -39,7 +39,7 @@ from termdesk.paths import shipped_rulesets_dir
 from termdesk.ruleset.validator import ValidationResult, read_source, validate_source
 from termdesk.store import StoreError
 from termdesk.testing import coverage_gaps, run_tests
-from termdesk.trades import TradeAdvisor
+from termdesk.trades import TradeAdvisor, TradeLimits
 from termdesk.vocabulary import Limits, check_package, default_vocabulary
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_BAD_RULESET", "EXIT_FOR_DECISION", "main"]
@@ -98,19 +98,28 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _env_int(name: str, default: int) -> int:
-    value = os.environ.get(name)
-    return int(value) if value else default
+def _count(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(
+            f"must be a whole number of at least 1, not {text!r} (from the flag or its "
+            "environment variable)"
+        )
+    return value
+
+
+def _env_count(name: str, default: int) -> str:
+    """The environment variable's text, or the default's: `_count` checks either."""
+    return os.environ.get(name) or str(default)
 
 
 def _env_first(*names: str) -> str | None:
     """The value of the first of these environment variables that is set and not empty."""
     return next((os.environ[name] for name in names if os.environ.get(name)), None)
-
-
-def _env_optional_int(name: str) -> int | None:
-    value = os.environ.get(name)
-    return int(value) if value else None
 
 
 def _serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -121,6 +130,7 @@ def _serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         "Every flag has an environment variable; the flag wins.",
     )
     limits = Limits()
+    trades = TradeLimits()
     defaults = ServerConfig()
     add = serve.add_argument
     add(
@@ -131,7 +141,7 @@ def _serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     add(
         "--port",
         type=int,
-        default=_env_int("TERMDESK_PORT", defaults.port),
+        default=os.environ.get("TERMDESK_PORT") or str(defaults.port),
         help="port to bind, 0 for a free one (env TERMDESK_PORT; default 50051)",
     )
     add(
@@ -145,42 +155,55 @@ def _serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         default=os.environ.get("TERMDESK_DEFAULT_RULESET", DEFAULT_RULESET),
         help="ruleset used when a request names none (env TERMDESK_DEFAULT_RULESET)",
     )
-    add(
-        "--threads",
-        type=int,
-        default=_env_int("TERMDESK_THREADS", defaults.threads),
-        help="RPC worker threads (env TERMDESK_THREADS)",
-    )
-    add(
-        "--max-message-bytes",
-        type=int,
-        default=_env_int("TERMDESK_MAX_MESSAGE_BYTES", defaults.max_message_bytes),
-        help="largest request or response (env TERMDESK_MAX_MESSAGE_BYTES)",
-    )
-    add(
-        "--max-batch",
-        type=int,
-        default=_env_int("TERMDESK_MAX_BATCH", defaults.limits.max_batch),
-        help="packages per EvaluateBatch call (env TERMDESK_MAX_BATCH)",
-    )
-    add(
-        "--max-terms",
-        type=int,
-        default=_env_int("TERMDESK_MAX_TERMS", limits.max_terms),
-        help="terms per package (env TERMDESK_MAX_TERMS)",
-    )
-    add(
-        "--max-list-items",
-        type=int,
-        default=_env_int("TERMDESK_MAX_LIST_ITEMS", limits.max_list_items),
-        help="items per list field (env TERMDESK_MAX_LIST_ITEMS)",
-    )
-    add(
-        "--max-text-length",
-        type=int,
-        default=_env_int("TERMDESK_MAX_TEXT_LENGTH", limits.max_text_length),
-        help="characters per text field (env TERMDESK_MAX_TEXT_LENGTH)",
-    )
+    counts = [
+        ("--threads", "TERMDESK_THREADS", defaults.threads, "RPC worker threads"),
+        (
+            "--max-message-bytes",
+            "TERMDESK_MAX_MESSAGE_BYTES",
+            defaults.max_message_bytes,
+            "largest request or response",
+        ),
+        (
+            "--max-batch",
+            "TERMDESK_MAX_BATCH",
+            defaults.limits.max_batch,
+            "packages per EvaluateBatch call",
+        ),
+        ("--max-terms", "TERMDESK_MAX_TERMS", limits.max_terms, "terms per package"),
+        (
+            "--max-list-items",
+            "TERMDESK_MAX_LIST_ITEMS",
+            limits.max_list_items,
+            "items per list field",
+        ),
+        (
+            "--max-text-length",
+            "TERMDESK_MAX_TEXT_LENGTH",
+            limits.max_text_length,
+            "characters per text field",
+        ),
+        (
+            "--trades-per-violation",
+            "TERMDESK_TRADES_PER_VIOLATION",
+            trades.trades_per_violation,
+            "verified trades offered per violation",
+        ),
+        (
+            "--trade-candidates",
+            "TERMDESK_TRADE_CANDIDATES",
+            trades.candidates_per_violation,
+            "automatic candidate trades tried per violation",
+        ),
+        (
+            "--trade-engine-calls",
+            "TERMDESK_TRADE_ENGINE_CALLS",
+            trades.engine_calls,
+            "engine matches per request for verifying trades and the counter-proposal; "
+            "beyond it the answer says trades_truncated",
+        ),
+    ]
+    for flag, env, default, meaning in counts:
+        add(flag, type=_count, default=_env_count(env, default), help=f"{meaning} (env {env})")
     add(
         "--shutdown-grace",
         type=float,
@@ -196,22 +219,22 @@ def _serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     )
     add(
         "--workers",
-        type=int,
-        default=_env_int("TERMDESK_WORKERS", defaults.workers),
+        type=_count,
+        default=_env_count("TERMDESK_WORKERS", defaults.workers),
         help="server processes sharing the port (env TERMDESK_WORKERS); the engine holds "
         "the GIL, so processes, not threads, add throughput",
     )
     add(
         "--metrics-port",
         type=int,
-        default=_env_optional_int("TERMDESK_METRICS_PORT"),
+        default=os.environ.get("TERMDESK_METRICS_PORT") or None,
         help="serve Prometheus metrics at http://HOST:PORT/metrics, 0 for a free port "
         "(env TERMDESK_METRICS_PORT; default off)",
     )
     add(
         "--console-port",
         type=int,
-        default=_env_optional_int("TERMDESK_CONSOLE_PORT"),
+        default=os.environ.get("TERMDESK_CONSOLE_PORT") or None,
         help="serve the policy owners' web console on this port, 0 for a free one "
         "(env TERMDESK_CONSOLE_PORT; default off); needs the store",
     )
@@ -265,6 +288,11 @@ def serve_command(args: argparse.Namespace) -> int:
                 max_text_length=args.max_text_length,
             ),
             max_batch=args.max_batch,
+            trades=TradeLimits(
+                trades_per_violation=args.trades_per_violation,
+                candidates_per_violation=args.trade_candidates,
+                engine_calls=args.trade_engine_calls,
+            ),
         ),
         rulesets_dir=Path(args.rulesets) if args.rulesets else None,
         default_ruleset=args.default_ruleset,

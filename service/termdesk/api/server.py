@@ -308,6 +308,7 @@ def _start_console(
         tls_key=config.tls_key,
         allow_insecure=config.console_insecure,
         limits=config.limits.package,
+        trade_limits=config.limits.trades,
     )
     console.start()
     return console

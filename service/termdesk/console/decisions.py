@@ -170,7 +170,7 @@ def _recompute(console: Console, record: DecisionRecord) -> _Recomputed:
         )
     try:
         with console.evaluators.lease(stored) as evaluator:
-            return _Recomputed(answer(evaluator, package, console.vocabulary))
+            return _Recomputed(answer(evaluator, package, console.vocabulary, console.trade_limits))
     except RulesetError:
         return _Recomputed(
             reason=f"Version {version} of {name} no longer validates against the vocabulary, "

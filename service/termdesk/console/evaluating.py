@@ -22,7 +22,7 @@ from termdesk.registry import RulesetRegistry
 from termdesk.reload import checked
 from termdesk.ruleset.model import Ruleset
 from termdesk.store.base import StoredVersion
-from termdesk.trades import TradeAdvisor
+from termdesk.trades import TradeAdvisor, TradeLimits
 from termdesk.vocabulary import Vocabulary
 
 __all__ = ["Answer", "Offer", "VersionEvaluators", "answer"]
@@ -165,8 +165,11 @@ class Answer:
         return "" if proposal is None else json.dumps(package_json(proposal.package), indent=2)
 
 
-def answer(evaluator: Evaluator, package: TermPackage, vocabulary: Vocabulary) -> Answer:
+def answer(
+    evaluator: Evaluator, package: TermPackage, vocabulary: Vocabulary, limits: TradeLimits
+) -> Answer:
     """The evaluation and trade advice for a checked package, as the gRPC Evaluate gives."""
     matches = evaluator.matches(package)
     evaluation = evaluator.evaluation_of(package, matches)
-    return Answer(evaluation, TradeAdvisor(evaluator, vocabulary).advise(package, matches))
+    advice = TradeAdvisor(evaluator, vocabulary, limits).advise(package, matches)
+    return Answer(evaluation, advice)

@@ -18,6 +18,7 @@ from termdesk.console import ConsoleError
 from termdesk.console.app import create_app
 from termdesk.console.web import Console
 from termdesk.policy import PolicyAdmin
+from termdesk.trades import TradeLimits
 from termdesk.vocabulary import Limits
 
 __all__ = ["ConsoleServer", "is_loopback_host"]
@@ -47,6 +48,7 @@ class ConsoleServer:
         tls_key: Path | None = None,
         allow_insecure: bool = False,
         limits: Limits | None = None,
+        trade_limits: TradeLimits | None = None,
     ) -> None:
         tls = tls_cert is not None and tls_key is not None
         if not tls and not is_loopback_host(host) and not allow_insecure:
@@ -55,7 +57,14 @@ class ConsoleServer:
                 "a loopback address: give --tls-cert and --tls-key, bind it to 127.0.0.1 "
                 "with --console-host, or accept the risk with --console-insecure"
             )
-        self.console = Console(admin, tokens, admin.vocabulary, tls=tls, limits=limits or Limits())
+        self.console = Console(
+            admin,
+            tokens,
+            admin.vocabulary,
+            tls=tls,
+            limits=limits or Limits(),
+            trade_limits=trade_limits or TradeLimits(),
+        )
         try:
             self._socket = socket.create_server(
                 (host.strip("[]"), port), family=socket.AF_INET6 if ":" in host else socket.AF_INET

@@ -260,7 +260,7 @@ def _evaluate(console: Console, session: Session, state: _Try) -> None:
         return
     try:
         with console.evaluators.lease(stored) as evaluator:
-            state.result = answer(evaluator, package, console.vocabulary)
+            state.result = answer(evaluator, package, console.vocabulary, console.trade_limits)
     except RulesetError:
         refuse(
             409,

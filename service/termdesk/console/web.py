@@ -24,6 +24,7 @@ from termdesk.auth import ADMIN_READ, ADMIN_WRITE, EVALUATE, Principal, Role, To
 from termdesk.console.evaluating import VersionEvaluators
 from termdesk.console.security import SESSION_COOKIE, LoginThrottle, Session, Sessions
 from termdesk.policy import PolicyAdmin
+from termdesk.trades import TradeLimits
 from termdesk.vocabulary import Limits, Vocabulary
 
 __all__ = [
@@ -57,6 +58,7 @@ class Console:
     vocabulary: Vocabulary
     tls: bool = False
     limits: Limits = field(default_factory=Limits)  # the server's, for packages tried
+    trade_limits: TradeLimits = field(default_factory=TradeLimits)  # the server's too
     sessions: Sessions = field(default_factory=Sessions)
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
     templates: Jinja2Templates = field(init=False)
