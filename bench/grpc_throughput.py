@@ -1,7 +1,8 @@
 """Throughput and latency of termdesk's gRPC Evaluate, against a bare Python gRPC echo server.
 
     python bench/grpc_throughput.py [--duration 10 | --requests N] [--clients 4] [--streams 4]
-                                    [--repeat 2] [--warmup 2]
+                                    [--repeat 2] [--warmup 2] [--workers 1]
+                                    [--serve-flags '--trades-per-violation 1']
 
 What it measures, in one run:
 
@@ -276,7 +277,7 @@ def wait_ready(process: subprocess.Popen[bytes], port: int, name: str) -> None:
                 return
 
 
-def start_termdesk(directory: Path, workers: int) -> Server:
+def start_termdesk(directory: Path, workers: int, flags: Sequence[str] = ()) -> Server:
     log = directory / "termdesk.out"
     with reserved_port() as port, log.open("wb") as out:
         command = [
@@ -292,6 +293,7 @@ def start_termdesk(directory: Path, workers: int) -> Server:
             "warning",
             "--workers",
             str(workers),
+            *flags,
         ]
         process = subprocess.Popen(
             command,
@@ -519,7 +521,8 @@ def report(args: argparse.Namespace, results: list[CaseResult], header: list[str
     print(f"servers: echo = bare grpc.server, {THREADS} threads, fixed answer of termdesk's size;")
     print(
         f"         termdesk = python -m termdesk.cli serve --log-level warning "
-        f"--workers {args.workers} ({THREADS} threads each)"
+        f"--workers {args.workers} {args.serve_flags}".rstrip()
+        + f" ({THREADS} threads each)"
     )
     print()
     print(
@@ -585,6 +588,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--workers", type=int, default=1, help="termdesk server processes (default 1)"
     )
+    parser.add_argument(
+        "--serve-flags",
+        default="",
+        help="more flags for `termdesk serve`, e.g. '--trades-per-violation 1' (default none)",
+    )
     parser.add_argument("--echo-server", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.duration is None and args.requests is None:
@@ -613,7 +621,7 @@ def benchmark(args: argparse.Namespace, directory: Path, stack: contextlib.ExitS
     header = describe_machine(args)
     print("\n".join(header), flush=True)
     cases = build_cases(directory)
-    termdesk = start_termdesk(directory, args.workers)
+    termdesk = start_termdesk(directory, args.workers, shlex.split(args.serve_flags))
     stack.callback(stop, termdesk.process)
     cases = [precheck(case, termdesk.port) for case in cases]
     for case in cases:

@@ -147,6 +147,31 @@ class TestTry:
         finally:
             server.stop()
 
+    def test_a_tried_package_meets_the_servers_trade_limits(self, tmp_path: Path) -> None:
+        server, url = start_console(
+            tmp_path, "--trades-per-violation", "1", "--trade-engine-calls", "2"
+        )
+        try:
+            client = signed_in(url, EVALUATOR)
+            client.get("/try")
+            package = {
+                "deal_id": "many",
+                "terms": [
+                    CONFIDENTIALITY,
+                    {"type": "payment_terms", "fields": {"net_days": 5}},
+                    {"type": "revenue_share", "fields": {"rate": 0.45, "renewal_rate": 0.5}},
+                ],
+            }
+            fields = {"ruleset": f"{NAME}@1", "package": json.dumps(package)}
+            status, html = client.post("/try", {**fields, "action": "evaluate"})
+            offered = [block.split("</ul>")[0] for block in html.split('<ul class="trades">')[1:]]
+            assert status == 200
+            assert "The search stopped at its per-request limit" in html
+            assert offered
+            assert max(block.count("is-verified") for block in offered) == 1
+        finally:
+            server.stop()
+
 
 class TestSignIn:
     def test_a_session_cookie_carries_the_session_and_sign_out_ends_it(
