@@ -112,8 +112,23 @@ class _Pending:
     affected: frozenset[int]
     needed: frozenset[str]
 
-    def shares_session(self, other: _Pending) -> bool:
-        return not (self.touched & other.needed) and not (other.touched & self.needed)
+
+@dataclass(slots=True)
+class _Session:
+    """Candidates matched in one engine session, and the term types they change and read."""
+
+    items: list[_Pending]
+    touched: set[str]
+    needed: set[str]
+
+    def admits(self, item: _Pending) -> bool:
+        """Whether `item` changes nothing the others read, and reads nothing they change."""
+        return not (item.touched & self.needed) and not (self.touched & item.needed)
+
+    def add(self, item: _Pending) -> None:
+        self.items.append(item)
+        self.touched |= item.touched
+        self.needed |= item.needed
 
 
 @dataclass(frozen=True, slots=True)
@@ -371,7 +386,7 @@ class _Search:
         verification reads, so `outcome` finds them without an engine call.
         """
         evaluator = self.advisor.evaluator
-        pending: list[_Pending] = []
+        sessions: list[_Session] = []
         seen: set[tuple[object, ...]] = set()
         for candidates in candidate_lists:
             automatic = [c for c in candidates if c.changes and not c.needs_input]
@@ -387,27 +402,25 @@ class _Search:
                     self.package.terms[c.term_index].type for c in candidate.changes
                 )
                 affected = evaluator.rules_reading(touched)
-                pending.append(
-                    _Pending(candidate.changes, touched, affected, evaluator.types_read(affected))
-                )
-        groups: list[list[_Pending]] = []
-        for item in pending:
-            group = next((g for g in groups if all(item.shares_session(o) for o in g)), None)
-            if group is None:
-                groups.append([item])
-            else:
-                group.append(item)
-        for group in groups:
-            if len(group) < 2:
+                needed = evaluator.types_read(affected)
+                item = _Pending(candidate.changes, touched, affected, needed)
+                session = next((s for s in sessions if s.admits(item)), None)
+                if session is None:
+                    sessions.append(_Session([item], set(touched), set(needed)))
+                else:
+                    session.add(item)
+        for session in sessions:
+            if len(session.items) < 2:
                 continue
-            result = self.rematch(_merge(*(item.changes for item in group)))
+            result = self.rematch(_merge(*(item.changes for item in session.items)))
             if result is None:
                 return
-            found = result[0]
-            for item in group:
-                own = {m for m in found if m[0] in item.affected}
-                kept = {m for m in self.matches if m[0] not in item.affected}
-                self._checked[self.key(item.changes)] = frozenset(own | kept)
+            # The session's matches differ from the package's only in rules some item
+            # re-matched: each item's are the package's, changed where its own rules changed.
+            changed = result[0] ^ self.matches
+            for item in session.items:
+                own = {match for match in changed if match[0] in item.affected}
+                self._checked[self.key(item.changes)] = self.matches ^ own
 
     def trades_for(self, match: Match, candidates: Sequence[_Candidate]) -> list[Trade]:
         rule = self.rules[match[0]]
