@@ -296,7 +296,8 @@ class _Search:
         # facts are reused.
         self._known = {id(package.terms[index]): fact for index, fact in self.fact_at.items()}
         self._known[id(package.context)] = self.deal_fact
-        self._checked: dict[tuple[object, ...], frozenset[Match]] = {}
+        # The matches of each changed copy matched so far, and its index map, by `_key`.
+        self._checked: dict[tuple[object, ...], tuple[frozenset[Match], dict[int, int]]] = {}
         # Changes that remove no term keep every index: this one map stands for them all.
         self._identity = {index: index for index in range(len(package.terms))}
         self._keys: dict[int, tuple[tuple[PackageChange, ...], tuple[object, ...]]] = {}
@@ -307,12 +308,6 @@ class _Search:
         if entry is None:
             entry = self._keys[id(changes)] = (changes, _key(changes))
         return entry[1]
-
-    def index_map(self, changes: Sequence[PackageChange]) -> dict[int, int]:
-        """The new index of every term `changes` keep (`self._identity` when all are kept)."""
-        if any(change.op is ChangeOp.REMOVE_TERM for change in changes):
-            return _index_map(len(self.package.terms), changes)
-        return self._identity
 
     # -- ordering and evaluation
 
@@ -329,7 +324,7 @@ class _Search:
             key = self.key(changes)
         known = self._checked.get(key)
         if known is not None:
-            return known, self.index_map(changes)
+            return known
         if self.calls >= self.advisor.limits.engine_calls:
             self.truncated = True
             return None
@@ -341,16 +336,18 @@ class _Search:
             for change in changes
         ):
             # Only terms no rule reads are added (a giveaway, often): nothing can change.
-            self._checked[key] = self.matches
-            return self.matches, self._identity
+            result = self._checked[key] = self.matches, self._identity
+            return result
         variant, index_map, touched = apply_changes(self.package, changes)
         found = frozenset(
             self.advisor.evaluator.rematch(
                 self.matches, variant, touched, index_map, known=self._known
             )
         )
-        self._checked[key] = found
-        return found, self.index_map(changes)
+        if len(index_map) == len(self.package.terms):
+            index_map = self._identity  # no term removed
+        result = self._checked[key] = found, index_map
+        return result
 
     def outcome(
         self, target: Match, changes: tuple[PackageChange, ...]
@@ -420,7 +417,7 @@ class _Search:
             changed = result[0] ^ self.matches
             for item in session.items:
                 own = {match for match in changed if match[0] in item.affected}
-                self._checked[self.key(item.changes)] = self.matches ^ own
+                self._checked[self.key(item.changes)] = self.matches ^ own, self._identity
 
     def trades_for(self, match: Match, candidates: Sequence[_Candidate]) -> list[Trade]:
         rule = self.rules[match[0]]
