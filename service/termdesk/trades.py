@@ -215,6 +215,7 @@ def apply_changes(
     order the changes come in (the contract's rule).
     """
     fields: dict[int, dict[str, Value]] = {}
+    removed: set[int] = set()
     added: list[Term] = []
     touched: set[str] = set()
     for change in changes:
@@ -222,26 +223,23 @@ def apply_changes(
             added.append(change.term)
             touched.add(change.term.type)
             continue
-        touched.add(package.terms[change.term_index].type)
+        index = change.term_index
+        touched.add(package.terms[index].type)
         if change.op is ChangeOp.SET_FIELD:
-            _copied(fields, package, change.term_index)[change.field] = change.value
+            _copied(fields, package, index)[change.field] = change.value
         elif change.op is ChangeOp.REMOVE_FIELD:
-            _copied(fields, package, change.term_index).pop(change.field, None)
-    index_map = _index_map(len(package.terms), changes)
+            _copied(fields, package, index).pop(change.field, None)
+        elif change.op is ChangeOp.REMOVE_TERM:
+            removed.add(index)
+    # Removed terms close up.
+    kept = [index for index in range(len(package.terms)) if index not in removed]
     terms = [
-        Term(term.type, fields[index]) if index in fields else term
-        for index, term in enumerate(package.terms)
-        if index in index_map
+        Term(package.terms[index].type, fields[index]) if index in fields else package.terms[index]
+        for index in kept
     ]
     terms.extend(added)
+    index_map = {old: new for new, old in enumerate(kept)}
     return TermPackage(package.deal_id, package.context, tuple(terms)), index_map, touched
-
-
-def _index_map(size: int, changes: Iterable[PackageChange]) -> dict[int, int]:
-    """The new index of every term the changes keep: removed terms close up."""
-    removed = {c.term_index for c in changes if c.op is ChangeOp.REMOVE_TERM}
-    kept = [index for index in range(size) if index not in removed]
-    return {old: new for new, old in enumerate(kept)}
 
 
 def _copied(
