@@ -172,12 +172,14 @@ class _Plan:
 
 @dataclass(frozen=True, slots=True)
 class _Giveaway:
-    """A giveaway term type, the change that adds it with its defaults, and that change's key."""
+    """A giveaway term type, the change that adds it with its defaults, that change's key,
+    what the term is in words and its cost."""
 
     term_type: str
-    fields: Mapping[str, Value]  # shared by every answer: read-only
-    changes: tuple[PackageChange, ...]
+    changes: tuple[PackageChange, ...]  # shared by every answer: its fields are read-only
     key: tuple[object, ...]
+    description: str  # "a co marketing term (sessions 1)"
+    cost: float
 
 
 def _make_plan(ruleset: Ruleset) -> _Plan:
@@ -189,7 +191,9 @@ def _make_plan(ruleset: Ruleset) -> _Plan:
     for term_type in ruleset.buckets.get("giveaway", ()):
         fields = MappingProxyType(dict(ruleset.defaults.get(term_type, {})))
         changes = (PackageChange(ChangeOp.ADD_TERM, term=Term(term_type, fields)),)
-        giveaways.append(_Giveaway(term_type, fields, changes, _key(changes)))
+        description = _describe_term(term_type, fields)
+        cost = bucket_costs.get(term_type, BUCKET_COST["tradable"])
+        giveaways.append(_Giveaway(term_type, changes, _key(changes), description, cost))
     return _Plan(tuple(_rule_plan(rule) for rule in ruleset.rules), bucket_costs, tuple(giveaways))
 
 
@@ -846,10 +850,10 @@ class _Search:
                 Trade(
                     rule_id="",
                     term_index=-1,
-                    summary=f"We can add {_describe_term(term_type, giveaway.fields)}{meaning}",
+                    summary=f"We can add {giveaway.description}{meaning}",
                     changes=giveaway.changes,
                     verified=verified,
-                    cost=self.bucket_cost(term_type),
+                    cost=giveaway.cost,
                     source=TradeSource.GIVEAWAY,
                 )
             )
