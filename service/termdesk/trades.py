@@ -163,26 +163,28 @@ def _rule_plan(rule: Rule) -> _RulePlan:
 
 @dataclass(frozen=True, slots=True)
 class _Plan:
-    """What the search derives from one ruleset, made once per evaluator (`_plan_for`)."""
+    """What the search derives from one ruleset and the vocabulary, made once per evaluator
+    (`_plan_for`)."""
 
+    vocabulary: Vocabulary
     rules: tuple[_RulePlan, ...]  # by rule index
     bucket_costs: Mapping[str, float]  # by term type, from the first bucket listing it
     giveaways: tuple[_Giveaway, ...]
+    leaf_edits: Mapping[tuple[int, str], Sequence[_FieldEdit] | str]  # see `_leaf_edits`
 
 
 @dataclass(frozen=True, slots=True)
 class _Giveaway:
-    """A giveaway term type, the change that adds it with its defaults, that change's key,
-    what the term is in words and its cost."""
+    """A giveaway term type, its trade (adding the term with its defaults), verified or
+    not, and the key of the trade's changes."""
 
     term_type: str
-    changes: tuple[PackageChange, ...]  # shared by every answer: its fields are read-only
+    unverified: Trade  # shared by every answer, as are its changes: read-only
+    verified: Trade
     key: tuple[object, ...]
-    description: str  # "a co marketing term (sessions 1)"
-    cost: float
 
 
-def _make_plan(ruleset: Ruleset) -> _Plan:
+def _make_plan(ruleset: Ruleset, vocabulary: Vocabulary) -> _Plan:
     bucket_costs: dict[str, float] = {}
     for bucket, types in ruleset.buckets.items():
         for term_type in types:
@@ -191,22 +193,65 @@ def _make_plan(ruleset: Ruleset) -> _Plan:
     for term_type in ruleset.buckets.get("giveaway", ()):
         fields = MappingProxyType(dict(ruleset.defaults.get(term_type, {})))
         changes = (PackageChange(ChangeOp.ADD_TERM, term=Term(term_type, fields)),)
-        description = _describe_term(term_type, fields)
-        cost = bucket_costs.get(term_type, BUCKET_COST["tradable"])
-        giveaways.append(_Giveaway(term_type, changes, _key(changes), description, cost))
-    return _Plan(tuple(_rule_plan(rule) for rule in ruleset.rules), bucket_costs, tuple(giveaways))
+        spec = vocabulary.term(term_type)
+        meaning = f": {spec.meaning}" if spec is not None and spec.meaning else ""
+        trade = Trade(
+            rule_id="",
+            term_index=-1,
+            summary=f"We can add {_describe_term(term_type, fields)}{meaning}",
+            changes=changes,
+            verified=False,
+            cost=bucket_costs.get(term_type, BUCKET_COST["tradable"]),
+            source=TradeSource.GIVEAWAY,
+        )
+        verified = dataclasses.replace(trade, verified=True)
+        giveaways.append(_Giveaway(term_type, trade, verified, _key(changes)))
+    rules = tuple(_rule_plan(rule) for rule in ruleset.rules)
+    leaf_edits = _leaf_edits(ruleset, rules, vocabulary)
+    return _Plan(vocabulary, rules, bucket_costs, tuple(giveaways), leaf_edits)
+
+
+def _leaf_edits(
+    ruleset: Ruleset, plans: Sequence[_RulePlan], vocabulary: Vocabulary
+) -> dict[tuple[int, str], Sequence[_FieldEdit] | str]:
+    """The options `_leaf_values` gives each leaf of the plans' conditions that `fixes` may
+    repair, by id of the leaf and type of the term repaired. Comparisons with a field are
+    left out: what they need depends on the term's values."""
+    edits: dict[tuple[int, str], Sequence[_FieldEdit] | str] = {}
+
+    def walk(condition: Condition | None, term_type: str | None) -> None:
+        match condition:
+            case AllOf(items) | AnyOf(items):
+                for item in items:
+                    walk(item, term_type)
+            case TermExists(other, where):
+                walk(where, other)
+            case None | NoTerm() | Compare(_, _, Field()):
+                pass
+            case _ if term_type is not None:
+                spec = _field_spec(vocabulary, term_type, _field_of(condition))
+                options = _leaf_values(condition, {}, spec)
+                edits[id(condition), term_type] = (
+                    options if isinstance(options, str) else tuple(options)
+                )
+
+    for rule, plan in zip(ruleset.rules, plans, strict=True):
+        for condition in (*plan.branches, plan.step_back):
+            walk(condition, rule.term)
+    return edits
 
 
 _plans: weakref.WeakKeyDictionary[Evaluator, _Plan] = weakref.WeakKeyDictionary()
 _plans_lock = threading.Lock()
 
 
-def _plan_for(evaluator: Evaluator) -> _Plan:
-    """The plan of the evaluator's ruleset (made on first use)."""
+def _plan_for(evaluator: Evaluator, vocabulary: Vocabulary) -> _Plan:
+    """The plan of the evaluator's ruleset with `vocabulary` (made on first use, and again
+    when another vocabulary asks)."""
     with _plans_lock:
         plan = _plans.get(evaluator)
-        if plan is None:
-            plan = _plans[evaluator] = _make_plan(evaluator.ruleset)
+        if plan is None or plan.vocabulary is not vocabulary:
+            plan = _plans[evaluator] = _make_plan(evaluator.ruleset, vocabulary)
     return plan
 
 
@@ -264,7 +309,7 @@ class TradeAdvisor:
         self.ruleset = evaluator.ruleset
         self.vocabulary = vocabulary
         self.limits = limits
-        self.plan = _plan_for(evaluator)
+        self.plan = _plan_for(evaluator, vocabulary)
 
     def advise(self, package: TermPackage, matches: Set[Match]) -> TradeAdvice:
         """Trades for every violation in `matches`, a counter-proposal and giveaways."""
@@ -693,7 +738,10 @@ class _Search:
                         PackageChange(ChangeOp.SET_FIELD, term_index, name, value),
                     )
                 ]
-        edits = _leaf_values(condition, term.fields, self.spec(term.type, _field_of(condition)))
+        edits = self.advisor.plan.leaf_edits.get((id(condition), term.type))
+        if edits is None:  # a comparison with a field (see `_leaf_edits`)
+            spec = _field_spec(self.advisor.vocabulary, term.type, _field_of(condition))
+            edits = _leaf_values(condition, term.fields, spec)
         if isinstance(edits, str):
             return [edits]
         return [
@@ -707,7 +755,8 @@ class _Search:
         fields: dict[str, Value] = dict(self.advisor.ruleset.defaults.get(term_type, {}))
         if where is not None:
             for leaf in where.items if isinstance(where, AllOf) else (where,):
-                options = _leaf_values(leaf, fields, self.spec(term_type, _field_of(leaf)))
+                spec = _field_spec(self.advisor.vocabulary, term_type, _field_of(leaf))
+                options = _leaf_values(leaf, fields, spec)
                 if isinstance(options, str):
                     if not _holds_plain(leaf, fields):
                         return [f"{options} in a new {_label(term_type)} term"]
@@ -717,10 +766,6 @@ class _Search:
                 if not options[0].remove:
                     fields[options[0].name] = options[0].value
         return [(PackageChange(ChangeOp.ADD_TERM, term=Term(term_type, fields)),)]
-
-    def spec(self, term_type: str, field: str) -> FieldSpec | None:
-        spec = self.advisor.vocabulary.term(term_type)
-        return spec.fields.get(field) if spec is not None else None
 
     def ask_a_person(self, match: Match) -> _Candidate:
         rule = self.rules[match[0]]
@@ -839,24 +884,11 @@ class _Search:
         offers: list[Trade] = []
         before = self.weight(self.matches)
         for giveaway in self.advisor.plan.giveaways:
-            term_type = giveaway.term_type
-            if term_type in present:
+            if giveaway.term_type in present:
                 continue
-            result = self.rematch(giveaway.changes, giveaway.key)
+            result = self.rematch(giveaway.unverified.changes, giveaway.key)
             verified = result is not None and self.weight(result[0]) <= before
-            spec = self.advisor.vocabulary.term(term_type)
-            meaning = f": {spec.meaning}" if spec is not None and spec.meaning else ""
-            offers.append(
-                Trade(
-                    rule_id="",
-                    term_index=-1,
-                    summary=f"We can add {giveaway.description}{meaning}",
-                    changes=giveaway.changes,
-                    verified=verified,
-                    cost=giveaway.cost,
-                    source=TradeSource.GIVEAWAY,
-                )
-            )
+            offers.append(giveaway.verified if verified else giveaway.unverified)
         return tuple(offers)
 
 
@@ -893,6 +925,11 @@ def _field_of(condition: Condition) -> str:
         ):
             return name
     return ""
+
+
+def _field_spec(vocabulary: Vocabulary, term_type: str, field: str) -> FieldSpec | None:
+    spec = vocabulary.term(term_type)
+    return spec.fields.get(field) if spec is not None else None
 
 
 def _holds_plain(condition: Condition, fields: Mapping[str, Value]) -> bool:
