@@ -728,18 +728,19 @@ class _Search:
 
     def leaf_fix(self, condition: Condition, term_index: int) -> list[_Fix]:
         term = self.package.terms[term_index]
-        match condition:
-            case Compare(Field("term", name), "<=" | ">=" | "==", Field("term", other)) if (
-                other not in term.fields and (value := self.setter(term_index, other)) is not None
-            ):
-                return [
-                    (
-                        PackageChange(ChangeOp.SET_FIELD, term_index, other, value),
-                        PackageChange(ChangeOp.SET_FIELD, term_index, name, value),
-                    )
-                ]
         edits = self.advisor.plan.leaf_edits.get((id(condition), term.type))
         if edits is None:  # a comparison with a field (see `_leaf_edits`)
+            match condition:
+                case Compare(Field("term", name), "<=" | ">=" | "==", Field("term", other)) if (
+                    other not in term.fields
+                    and (value := self.setter(term_index, other)) is not None
+                ):
+                    return [
+                        (
+                            PackageChange(ChangeOp.SET_FIELD, term_index, other, value),
+                            PackageChange(ChangeOp.SET_FIELD, term_index, name, value),
+                        )
+                    ]
             spec = _field_spec(self.advisor.vocabulary, term.type, _field_of(condition))
             edits = _leaf_values(condition, term.fields, spec)
         if isinstance(edits, str):
