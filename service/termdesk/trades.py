@@ -328,14 +328,22 @@ class TradeAdvisor:
 class _Search:
     """The state of one request's search: the package, its matches and the engine budget."""
 
-    def __init__(self, advisor: TradeAdvisor, package: TermPackage, matches: Set[Match]) -> None:
+    def __init__(
+        self,
+        advisor: TradeAdvisor,
+        package: TermPackage,
+        matches: Set[Match],
+        known: Mapping[int, facts.Fact] | None = None,
+    ) -> None:
+        """`known` lends facts already projected (see `facts.project`): the search of a
+        changed copy borrows those of the terms it shares with the package."""
         self.advisor = advisor
         self.rules = advisor.ruleset.rules
         self.package = package
         self.matches = frozenset(matches)
         self.calls = 0
         self.truncated = False
-        projected = facts.project(package, advisor.evaluator.compiled)
+        projected = facts.project(package, advisor.evaluator.compiled, known=known)
         self.term_facts = projected[:-1]
         self.deal_fact = projected[-1]
         self.fact_at = {int(str(fact["i"])): fact for fact in self.term_facts}
@@ -519,7 +527,7 @@ class _Search:
         return self.make_hold(match, combined, depth - 1)
 
     def first_repair(self, variant: TermPackage, broken: Match) -> tuple[PackageChange, ...] | None:
-        sub = _Search(self.advisor, variant, frozenset())
+        sub = _Search(self.advisor, variant, frozenset(), known=self._known)
         for candidate in sorted(sub.candidates(broken), key=lambda c: self.cost(c.changes)):
             if not candidate.needs_input and candidate.changes:
                 return candidate.changes
