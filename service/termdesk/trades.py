@@ -356,12 +356,20 @@ class _Search:
         # Changes that remove no term keep every index: this one map stands for them all.
         self._identity = {index: index for index in range(len(package.terms))}
         self._keys: dict[int, tuple[tuple[PackageChange, ...], tuple[object, ...]]] = {}
+        self._change_keys: dict[int, tuple[PackageChange, tuple[object, ...]]] = {}
 
     def key(self, changes: tuple[PackageChange, ...]) -> tuple[object, ...]:
         """`_key(changes)`, made once per tuple of changes (the entry keeps it alive)."""
         entry = self._keys.get(id(changes))
         if entry is None:
-            entry = self._keys[id(changes)] = (changes, _key(changes))
+            entry = self._keys[id(changes)] = (changes, tuple(map(self.change_key, changes)))
+        return entry[1]
+
+    def change_key(self, change: PackageChange) -> tuple[object, ...]:
+        """`_change_key(change)`, made once per change: merged tuples of changes share them."""
+        entry = self._change_keys.get(id(change))
+        if entry is None:
+            entry = self._change_keys[id(change)] = (change, _change_key(change))
         return entry[1]
 
     # -- ordering and evaluation
