@@ -1018,10 +1018,12 @@ _SCALARS = (str, int, float, type(None))
 
 
 def _frozen(value: object) -> object:
-    if isinstance(value, Mapping):
-        return tuple(sorted((key, _frozen(item)) for key, item in value.items()))
+    if isinstance(value, _SCALARS):  # first: the ABC check of Mapping is slow
+        return value
     if isinstance(value, tuple):
         return tuple(_frozen(item) for item in value)
+    if isinstance(value, Mapping):
+        return tuple(sorted((key, _frozen(item)) for key, item in value.items()))
     return value
 
 
