@@ -112,8 +112,23 @@ class _Pending:
     affected: frozenset[int]
     needed: frozenset[str]
 
-    def shares_session(self, other: _Pending) -> bool:
-        return not (self.touched & other.needed) and not (other.touched & self.needed)
+
+@dataclass(slots=True)
+class _Session:
+    """Candidates matched in one engine session, and the term types they change and read."""
+
+    items: list[_Pending]
+    touched: set[str]
+    needed: set[str]
+
+    def admits(self, item: _Pending) -> bool:
+        """Whether `item` changes nothing the others read, and reads nothing they change."""
+        return not (item.touched & self.needed) and not (self.touched & item.needed)
+
+    def add(self, item: _Pending) -> None:
+        self.items.append(item)
+        self.touched |= item.touched
+        self.needed |= item.needed
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,24 +163,28 @@ def _rule_plan(rule: Rule) -> _RulePlan:
 
 @dataclass(frozen=True, slots=True)
 class _Plan:
-    """What the search derives from one ruleset, made once per evaluator (`_plan_for`)."""
+    """What the search derives from one ruleset and the vocabulary, made once per evaluator
+    (`_plan_for`)."""
 
+    vocabulary: Vocabulary
     rules: tuple[_RulePlan, ...]  # by rule index
     bucket_costs: Mapping[str, float]  # by term type, from the first bucket listing it
     giveaways: tuple[_Giveaway, ...]
+    leaf_edits: Mapping[tuple[int, str], Sequence[_FieldEdit] | str]  # see `_leaf_edits`
 
 
 @dataclass(frozen=True, slots=True)
 class _Giveaway:
-    """A giveaway term type, the change that adds it with its defaults, and that change's key."""
+    """A giveaway term type, its trade (adding the term with its defaults), verified or
+    not, and the key of the trade's changes."""
 
     term_type: str
-    fields: Mapping[str, Value]  # shared by every answer: read-only
-    changes: tuple[PackageChange, ...]
+    unverified: Trade  # shared by every answer, as are its changes: read-only
+    verified: Trade
     key: tuple[object, ...]
 
 
-def _make_plan(ruleset: Ruleset) -> _Plan:
+def _make_plan(ruleset: Ruleset, vocabulary: Vocabulary) -> _Plan:
     bucket_costs: dict[str, float] = {}
     for bucket, types in ruleset.buckets.items():
         for term_type in types:
@@ -174,20 +193,65 @@ def _make_plan(ruleset: Ruleset) -> _Plan:
     for term_type in ruleset.buckets.get("giveaway", ()):
         fields = MappingProxyType(dict(ruleset.defaults.get(term_type, {})))
         changes = (PackageChange(ChangeOp.ADD_TERM, term=Term(term_type, fields)),)
-        giveaways.append(_Giveaway(term_type, fields, changes, _key(changes)))
-    return _Plan(tuple(_rule_plan(rule) for rule in ruleset.rules), bucket_costs, tuple(giveaways))
+        spec = vocabulary.term(term_type)
+        meaning = f": {spec.meaning}" if spec is not None and spec.meaning else ""
+        trade = Trade(
+            rule_id="",
+            term_index=-1,
+            summary=f"We can add {_describe_term(term_type, fields)}{meaning}",
+            changes=changes,
+            verified=False,
+            cost=bucket_costs.get(term_type, BUCKET_COST["tradable"]),
+            source=TradeSource.GIVEAWAY,
+        )
+        verified = dataclasses.replace(trade, verified=True)
+        giveaways.append(_Giveaway(term_type, trade, verified, _key(changes)))
+    rules = tuple(_rule_plan(rule) for rule in ruleset.rules)
+    leaf_edits = _leaf_edits(ruleset, rules, vocabulary)
+    return _Plan(vocabulary, rules, bucket_costs, tuple(giveaways), leaf_edits)
+
+
+def _leaf_edits(
+    ruleset: Ruleset, plans: Sequence[_RulePlan], vocabulary: Vocabulary
+) -> dict[tuple[int, str], Sequence[_FieldEdit] | str]:
+    """The options `_leaf_values` gives each leaf of the plans' conditions that `fixes` may
+    repair, by id of the leaf and type of the term repaired. Comparisons with a field are
+    left out: what they need depends on the term's values."""
+    edits: dict[tuple[int, str], Sequence[_FieldEdit] | str] = {}
+
+    def walk(condition: Condition | None, term_type: str | None) -> None:
+        match condition:
+            case AllOf(items) | AnyOf(items):
+                for item in items:
+                    walk(item, term_type)
+            case TermExists(other, where):
+                walk(where, other)
+            case None | NoTerm() | Compare(_, _, Field()):
+                pass
+            case _ if term_type is not None:
+                spec = _field_spec(vocabulary, term_type, _field_of(condition))
+                options = _leaf_values(condition, {}, spec)
+                edits[id(condition), term_type] = (
+                    options if isinstance(options, str) else tuple(options)
+                )
+
+    for rule, plan in zip(ruleset.rules, plans, strict=True):
+        for condition in (*plan.branches, plan.step_back):
+            walk(condition, rule.term)
+    return edits
 
 
 _plans: weakref.WeakKeyDictionary[Evaluator, _Plan] = weakref.WeakKeyDictionary()
 _plans_lock = threading.Lock()
 
 
-def _plan_for(evaluator: Evaluator) -> _Plan:
-    """The plan of the evaluator's ruleset (made on first use)."""
+def _plan_for(evaluator: Evaluator, vocabulary: Vocabulary) -> _Plan:
+    """The plan of the evaluator's ruleset with `vocabulary` (made on first use, and again
+    when another vocabulary asks)."""
     with _plans_lock:
         plan = _plans.get(evaluator)
-        if plan is None:
-            plan = _plans[evaluator] = _make_plan(evaluator.ruleset)
+        if plan is None or plan.vocabulary is not vocabulary:
+            plan = _plans[evaluator] = _make_plan(evaluator.ruleset, vocabulary)
     return plan
 
 
@@ -200,6 +264,7 @@ def apply_changes(
     order the changes come in (the contract's rule).
     """
     fields: dict[int, dict[str, Value]] = {}
+    removed: set[int] = set()
     added: list[Term] = []
     touched: set[str] = set()
     for change in changes:
@@ -207,26 +272,23 @@ def apply_changes(
             added.append(change.term)
             touched.add(change.term.type)
             continue
-        touched.add(package.terms[change.term_index].type)
+        index = change.term_index
+        touched.add(package.terms[index].type)
         if change.op is ChangeOp.SET_FIELD:
-            _copied(fields, package, change.term_index)[change.field] = change.value
+            _copied(fields, package, index)[change.field] = change.value
         elif change.op is ChangeOp.REMOVE_FIELD:
-            _copied(fields, package, change.term_index).pop(change.field, None)
-    index_map = _index_map(len(package.terms), changes)
+            _copied(fields, package, index).pop(change.field, None)
+        elif change.op is ChangeOp.REMOVE_TERM:
+            removed.add(index)
+    # Removed terms close up.
+    kept = [index for index in range(len(package.terms)) if index not in removed]
     terms = [
-        Term(term.type, fields[index]) if index in fields else term
-        for index, term in enumerate(package.terms)
-        if index in index_map
+        Term(package.terms[index].type, fields[index]) if index in fields else package.terms[index]
+        for index in kept
     ]
     terms.extend(added)
+    index_map = {old: new for new, old in enumerate(kept)}
     return TermPackage(package.deal_id, package.context, tuple(terms)), index_map, touched
-
-
-def _index_map(size: int, changes: Iterable[PackageChange]) -> dict[int, int]:
-    """The new index of every term the changes keep: removed terms close up."""
-    removed = {c.term_index for c in changes if c.op is ChangeOp.REMOVE_TERM}
-    kept = [index for index in range(size) if index not in removed]
-    return {old: new for new, old in enumerate(kept)}
 
 
 def _copied(
@@ -247,7 +309,7 @@ class TradeAdvisor:
         self.ruleset = evaluator.ruleset
         self.vocabulary = vocabulary
         self.limits = limits
-        self.plan = _plan_for(evaluator)
+        self.plan = _plan_for(evaluator, vocabulary)
 
     def advise(self, package: TermPackage, matches: Set[Match]) -> TradeAdvice:
         """Trades for every violation in `matches`, a counter-proposal and giveaways."""
@@ -266,14 +328,22 @@ class TradeAdvisor:
 class _Search:
     """The state of one request's search: the package, its matches and the engine budget."""
 
-    def __init__(self, advisor: TradeAdvisor, package: TermPackage, matches: Set[Match]) -> None:
+    def __init__(
+        self,
+        advisor: TradeAdvisor,
+        package: TermPackage,
+        matches: Set[Match],
+        known: Mapping[int, facts.Fact] | None = None,
+    ) -> None:
+        """`known` lends facts already projected (see `facts.project`): the search of a
+        changed copy borrows those of the terms it shares with the package."""
         self.advisor = advisor
         self.rules = advisor.ruleset.rules
         self.package = package
         self.matches = frozenset(matches)
         self.calls = 0
         self.truncated = False
-        projected = facts.project(package, advisor.evaluator.compiled)
+        projected = facts.project(package, advisor.evaluator.compiled, known=known)
         self.term_facts = projected[:-1]
         self.deal_fact = projected[-1]
         self.fact_at = {int(str(fact["i"])): fact for fact in self.term_facts}
@@ -281,23 +351,26 @@ class _Search:
         # facts are reused.
         self._known = {id(package.terms[index]): fact for index, fact in self.fact_at.items()}
         self._known[id(package.context)] = self.deal_fact
-        self._checked: dict[tuple[object, ...], frozenset[Match]] = {}
+        # The matches of each changed copy matched so far, and its index map, by `_key`.
+        self._checked: dict[tuple[object, ...], tuple[frozenset[Match], dict[int, int]]] = {}
         # Changes that remove no term keep every index: this one map stands for them all.
         self._identity = {index: index for index in range(len(package.terms))}
         self._keys: dict[int, tuple[tuple[PackageChange, ...], tuple[object, ...]]] = {}
+        self._change_keys: dict[int, tuple[PackageChange, tuple[object, ...]]] = {}
 
     def key(self, changes: tuple[PackageChange, ...]) -> tuple[object, ...]:
         """`_key(changes)`, made once per tuple of changes (the entry keeps it alive)."""
         entry = self._keys.get(id(changes))
         if entry is None:
-            entry = self._keys[id(changes)] = (changes, _key(changes))
+            entry = self._keys[id(changes)] = (changes, tuple(map(self.change_key, changes)))
         return entry[1]
 
-    def index_map(self, changes: Sequence[PackageChange]) -> dict[int, int]:
-        """The new index of every term `changes` keep (`self._identity` when all are kept)."""
-        if any(change.op is ChangeOp.REMOVE_TERM for change in changes):
-            return _index_map(len(self.package.terms), changes)
-        return self._identity
+    def change_key(self, change: PackageChange) -> tuple[object, ...]:
+        """`_change_key(change)`, made once per change: merged tuples of changes share them."""
+        entry = self._change_keys.get(id(change))
+        if entry is None:
+            entry = self._change_keys[id(change)] = (change, _change_key(change))
+        return entry[1]
 
     # -- ordering and evaluation
 
@@ -314,7 +387,7 @@ class _Search:
             key = self.key(changes)
         known = self._checked.get(key)
         if known is not None:
-            return known, self.index_map(changes)
+            return known
         if self.calls >= self.advisor.limits.engine_calls:
             self.truncated = True
             return None
@@ -326,16 +399,18 @@ class _Search:
             for change in changes
         ):
             # Only terms no rule reads are added (a giveaway, often): nothing can change.
-            self._checked[key] = self.matches
-            return self.matches, self._identity
+            result = self._checked[key] = self.matches, self._identity
+            return result
         variant, index_map, touched = apply_changes(self.package, changes)
         found = frozenset(
             self.advisor.evaluator.rematch(
                 self.matches, variant, touched, index_map, known=self._known
             )
         )
-        self._checked[key] = found
-        return found, self.index_map(changes)
+        if len(index_map) == len(self.package.terms):
+            index_map = self._identity  # no term removed
+        result = self._checked[key] = found, index_map
+        return result
 
     def outcome(
         self, target: Match, changes: tuple[PackageChange, ...]
@@ -371,7 +446,7 @@ class _Search:
         verification reads, so `outcome` finds them without an engine call.
         """
         evaluator = self.advisor.evaluator
-        pending: list[_Pending] = []
+        sessions: list[_Session] = []
         seen: set[tuple[object, ...]] = set()
         for candidates in candidate_lists:
             automatic = [c for c in candidates if c.changes and not c.needs_input]
@@ -387,27 +462,25 @@ class _Search:
                     self.package.terms[c.term_index].type for c in candidate.changes
                 )
                 affected = evaluator.rules_reading(touched)
-                pending.append(
-                    _Pending(candidate.changes, touched, affected, evaluator.types_read(affected))
-                )
-        groups: list[list[_Pending]] = []
-        for item in pending:
-            group = next((g for g in groups if all(item.shares_session(o) for o in g)), None)
-            if group is None:
-                groups.append([item])
-            else:
-                group.append(item)
-        for group in groups:
-            if len(group) < 2:
+                needed = evaluator.types_read(affected)
+                item = _Pending(candidate.changes, touched, affected, needed)
+                session = next((s for s in sessions if s.admits(item)), None)
+                if session is None:
+                    sessions.append(_Session([item], set(touched), set(needed)))
+                else:
+                    session.add(item)
+        for session in sessions:
+            if len(session.items) < 2:
                 continue
-            result = self.rematch(_merge(*(item.changes for item in group)))
+            result = self.rematch(_merge(*(item.changes for item in session.items)))
             if result is None:
                 return
-            found = result[0]
-            for item in group:
-                own = {m for m in found if m[0] in item.affected}
-                kept = {m for m in self.matches if m[0] not in item.affected}
-                self._checked[self.key(item.changes)] = frozenset(own | kept)
+            # The session's matches differ from the package's only in rules some item
+            # re-matched: each item's are the package's, changed where its own rules changed.
+            changed = result[0] ^ self.matches
+            for item in session.items:
+                own = {match for match in changed if match[0] in item.affected}
+                self._checked[self.key(item.changes)] = self.matches ^ own, self._identity
 
     def trades_for(self, match: Match, candidates: Sequence[_Candidate]) -> list[Trade]:
         rule = self.rules[match[0]]
@@ -462,7 +535,7 @@ class _Search:
         return self.make_hold(match, combined, depth - 1)
 
     def first_repair(self, variant: TermPackage, broken: Match) -> tuple[PackageChange, ...] | None:
-        sub = _Search(self.advisor, variant, frozenset())
+        sub = _Search(self.advisor, variant, frozenset(), known=self._known)
         for candidate in sorted(sub.candidates(broken), key=lambda c: self.cost(c.changes)):
             if not candidate.needs_input and candidate.changes:
                 return candidate.changes
@@ -671,17 +744,21 @@ class _Search:
 
     def leaf_fix(self, condition: Condition, term_index: int) -> list[_Fix]:
         term = self.package.terms[term_index]
-        match condition:
-            case Compare(Field("term", name), "<=" | ">=" | "==", Field("term", other)) if (
-                other not in term.fields and (value := self.setter(term_index, other)) is not None
-            ):
-                return [
-                    (
-                        PackageChange(ChangeOp.SET_FIELD, term_index, other, value),
-                        PackageChange(ChangeOp.SET_FIELD, term_index, name, value),
-                    )
-                ]
-        edits = _leaf_values(condition, term.fields, self.spec(term.type, _field_of(condition)))
+        edits = self.advisor.plan.leaf_edits.get((id(condition), term.type))
+        if edits is None:  # a comparison with a field (see `_leaf_edits`)
+            match condition:
+                case Compare(Field("term", name), "<=" | ">=" | "==", Field("term", other)) if (
+                    other not in term.fields
+                    and (value := self.setter(term_index, other)) is not None
+                ):
+                    return [
+                        (
+                            PackageChange(ChangeOp.SET_FIELD, term_index, other, value),
+                            PackageChange(ChangeOp.SET_FIELD, term_index, name, value),
+                        )
+                    ]
+            spec = _field_spec(self.advisor.vocabulary, term.type, _field_of(condition))
+            edits = _leaf_values(condition, term.fields, spec)
         if isinstance(edits, str):
             return [edits]
         return [
@@ -695,7 +772,8 @@ class _Search:
         fields: dict[str, Value] = dict(self.advisor.ruleset.defaults.get(term_type, {}))
         if where is not None:
             for leaf in where.items if isinstance(where, AllOf) else (where,):
-                options = _leaf_values(leaf, fields, self.spec(term_type, _field_of(leaf)))
+                spec = _field_spec(self.advisor.vocabulary, term_type, _field_of(leaf))
+                options = _leaf_values(leaf, fields, spec)
                 if isinstance(options, str):
                     if not _holds_plain(leaf, fields):
                         return [f"{options} in a new {_label(term_type)} term"]
@@ -705,10 +783,6 @@ class _Search:
                 if not options[0].remove:
                     fields[options[0].name] = options[0].value
         return [(PackageChange(ChangeOp.ADD_TERM, term=Term(term_type, fields)),)]
-
-    def spec(self, term_type: str, field: str) -> FieldSpec | None:
-        spec = self.advisor.vocabulary.term(term_type)
-        return spec.fields.get(field) if spec is not None else None
 
     def ask_a_person(self, match: Match) -> _Candidate:
         rule = self.rules[match[0]]
@@ -827,24 +901,11 @@ class _Search:
         offers: list[Trade] = []
         before = self.weight(self.matches)
         for giveaway in self.advisor.plan.giveaways:
-            term_type = giveaway.term_type
-            if term_type in present:
+            if giveaway.term_type in present:
                 continue
-            result = self.rematch(giveaway.changes, giveaway.key)
+            result = self.rematch(giveaway.unverified.changes, giveaway.key)
             verified = result is not None and self.weight(result[0]) <= before
-            spec = self.advisor.vocabulary.term(term_type)
-            meaning = f": {spec.meaning}" if spec is not None and spec.meaning else ""
-            offers.append(
-                Trade(
-                    rule_id="",
-                    term_index=-1,
-                    summary=f"We can add {_describe_term(term_type, giveaway.fields)}{meaning}",
-                    changes=giveaway.changes,
-                    verified=verified,
-                    cost=self.bucket_cost(term_type),
-                    source=TradeSource.GIVEAWAY,
-                )
-            )
+            offers.append(giveaway.verified if verified else giveaway.unverified)
         return tuple(offers)
 
 
@@ -881,6 +942,11 @@ def _field_of(condition: Condition) -> str:
         ):
             return name
     return ""
+
+
+def _field_spec(vocabulary: Vocabulary, term_type: str, field: str) -> FieldSpec | None:
+    spec = vocabulary.term(term_type)
+    return spec.fields.get(field) if spec is not None else None
 
 
 def _holds_plain(condition: Condition, fields: Mapping[str, Value]) -> bool:
@@ -952,10 +1018,12 @@ _SCALARS = (str, int, float, type(None))
 
 
 def _frozen(value: object) -> object:
-    if isinstance(value, Mapping):
-        return tuple(sorted((key, _frozen(item)) for key, item in value.items()))
+    if isinstance(value, _SCALARS):  # first: the ABC check of Mapping is slow
+        return value
     if isinstance(value, tuple):
         return tuple(_frozen(item) for item in value)
+    if isinstance(value, Mapping):
+        return tuple(sorted((key, _frozen(item)) for key, item in value.items()))
     return value
 
 
