@@ -29,7 +29,7 @@ from termdesk.trades import TradeAdvisor, apply_changes
 from termdesk.v1 import termdesk_pb2 as pb
 from termdesk.v1 import termdesk_pb2_grpc as pb_grpc
 from termdesk.vocabulary import check_package, default_vocabulary
-from test_differential import PACKAGES
+from test_differential import PACKAGES, SYNTHETIC
 
 JSON = dict[str, Any]
 REPO = Path(__file__).resolve().parent.parent
@@ -254,9 +254,12 @@ class TestRevision:
 # --- the same two facts over generated packages ---------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def advisor() -> Iterator[TradeAdvisor]:
-    evaluator = Evaluator(find_ruleset(DEFAULT_RULESET))
+@pytest.fixture(scope="module", params=["partner-alliance", "synthetic"])
+def advisor(request: pytest.FixtureRequest) -> Iterator[TradeAdvisor]:
+    """The shipped ruleset, and the differential tests' synthetic one: every condition form,
+    `matches` in `when` among them."""
+    ruleset = find_ruleset(DEFAULT_RULESET) if request.param == "partner-alliance" else SYNTHETIC
+    evaluator = Evaluator(ruleset)
     yield TradeAdvisor(evaluator, default_vocabulary())
     evaluator.close()
 

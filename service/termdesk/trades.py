@@ -152,13 +152,24 @@ def _rule_plan(rule: Rule) -> _RulePlan:
     return _RulePlan(
         branches=branches,
         source=TradeSource.ALTERNATIVE if len(branches) > 1 else TradeSource.REPAIR,
-        step_back=to_nnf(Not(when)) if when is not None else None,
+        step_back=_step_back(when),
         removable=frozenset(leaf.field.name for leaf in _leaves(when) if isinstance(leaf, Present))
         if when is not None
         else frozenset(),
         ask=not any(option.manual for option in rule.trades),
         asked=tuple(f.name for f in fields_in(when) if f.scope == "term"),
     )
+
+
+def _step_back(when: Condition | None) -> Condition | None:
+    """not(`when`) in negation normal form; None without a `when`, or when it cannot be
+    negated (a regular expression match: a pattern has no complement we can write)."""
+    if when is None:
+        return None
+    try:
+        return to_nnf(Not(when))
+    except ValueError:  # `to_nnf` refuses to negate a regular expression match
+        return None
 
 
 @dataclass(frozen=True, slots=True)
