@@ -547,7 +547,7 @@ class _Search:
 
     def first_repair(self, variant: TermPackage, broken: Match) -> tuple[PackageChange, ...] | None:
         sub = _Search(self.advisor, variant, frozenset(), known=self._known)
-        for candidate in sorted(sub.candidates(broken), key=lambda c: self.cost(c.changes)):
+        for candidate in sorted(sub.candidates(broken), key=lambda c: sub.cost(c.changes)):
             if not candidate.needs_input and candidate.changes:
                 return candidate.changes
         return None
