@@ -78,6 +78,7 @@ __all__ = ["BUCKET_COST", "TradeAdvisor", "TradeLimits", "apply_changes"]
 
 # The concession cost of changing a term of each bucket; a trade costs the sum.
 BUCKET_COST: Mapping[str, float] = {"giveaway": 1.0, "tradable": 2.0, "must_have": 4.0}
+_UNLISTED_COST = BUCKET_COST["tradable"]  # a term type no bucket lists
 _HEAVY = (Severity.BLOCK, Severity.REVIEW)
 _SOURCE_ORDER = {TradeSource.RULESET: 0, TradeSource.ALTERNATIVE: 1, TradeSource.REPAIR: 2}
 
@@ -212,7 +213,7 @@ def _make_plan(ruleset: Ruleset, vocabulary: Vocabulary) -> _Plan:
             summary=f"We can add {_describe_term(term_type, fields)}{meaning}",
             changes=changes,
             verified=False,
-            cost=bucket_costs.get(term_type, BUCKET_COST["tradable"]),
+            cost=bucket_costs.get(term_type, _UNLISTED_COST),
             source=TradeSource.GIVEAWAY,
         )
         verified = dataclasses.replace(trade, verified=True)
@@ -240,7 +241,7 @@ def _leaf_edits(
             case None | NoTerm() | Compare(_, _, Field()):
                 pass
             case _ if term_type is not None:
-                spec = _field_spec(vocabulary, term_type, _field_of(condition))
+                spec = vocabulary.field(term_type, _field_of(condition))
                 options = _leaf_values(condition, {}, spec)
                 edits[id(condition), term_type] = (
                     options if isinstance(options, str) else tuple(options)
@@ -595,7 +596,7 @@ class _Search:
         return total
 
     def bucket_cost(self, term_type: str) -> float:
-        return self.advisor.plan.bucket_costs.get(term_type, BUCKET_COST["tradable"])
+        return self.advisor.plan.bucket_costs.get(term_type, _UNLISTED_COST)
 
     # -- candidates
 
@@ -768,7 +769,7 @@ class _Search:
                             PackageChange(ChangeOp.SET_FIELD, term_index, name, value),
                         )
                     ]
-            spec = _field_spec(self.advisor.vocabulary, term.type, _field_of(condition))
+            spec = self.advisor.vocabulary.field(term.type, _field_of(condition))
             edits = _leaf_values(condition, term.fields, spec)
         if isinstance(edits, str):
             return [edits]
@@ -783,7 +784,7 @@ class _Search:
         fields: dict[str, Value] = dict(self.advisor.ruleset.defaults.get(term_type, {}))
         if where is not None:
             for leaf in where.items if isinstance(where, AllOf) else (where,):
-                spec = _field_spec(self.advisor.vocabulary, term_type, _field_of(leaf))
+                spec = self.advisor.vocabulary.field(term_type, _field_of(leaf))
                 options = _leaf_values(leaf, fields, spec)
                 if isinstance(options, str):
                     if not _holds_plain(leaf, fields):
@@ -955,11 +956,6 @@ def _field_of(condition: Condition) -> str:
     return ""
 
 
-def _field_spec(vocabulary: Vocabulary, term_type: str, field: str) -> FieldSpec | None:
-    spec = vocabulary.term(term_type)
-    return spec.fields.get(field) if spec is not None else None
-
-
 def _holds_plain(condition: Condition, fields: Mapping[str, Value]) -> bool:
     return isinstance(condition, Present) and fields.get(condition.field.name) not in (None, "", ())
 
@@ -1091,8 +1087,7 @@ def _phrase(change: PackageChange, package: TermPackage, vocabulary: Vocabulary)
         return f"no {_label(term.type)} term"
     if change.op is ChangeOp.REMOVE_FIELD:
         return f"no {_label(change.field)}"
-    spec_term = vocabulary.term(term.type)
-    spec = spec_term.fields.get(change.field) if spec_term is not None else None
+    spec = vocabulary.field(term.type, change.field)
     before = term.fields.get(change.field)
     text = _value_text(change.value, spec)
     if isinstance(change.value, bool):

@@ -95,6 +95,11 @@ class Vocabulary:
         """The spec of term type `name`, or None when the vocabulary has no such type."""
         return self.terms.get(name)
 
+    def field(self, term_type: str, name: str) -> FieldSpec | None:
+        """The spec of field `name` of `term_type`, or None when either is unknown."""
+        spec = self.terms.get(term_type)
+        return spec.fields.get(name) if spec is not None else None
+
 
 def suggest(name: str, candidates: Iterable[str]) -> str:
     """A "did you mean `x`?" hint for a misspelled name, or "" when nothing is close."""

@@ -283,8 +283,7 @@ class _Words:
         if field.scope == "context":
             return self.vocabulary.context.get(field.name)
         term = self.other if self.other is not None else self.term_type
-        spec_term = self.vocabulary.term(term) if term else None
-        return spec_term.fields.get(field.name) if spec_term is not None else None
+        return self.vocabulary.field(term, field.name) if term else None
 
     def reference(self, operand: Operand, beside: Field | Count | Ordered) -> str:
         """An operand named on the right of a comparison (`beside` is on the left)."""
@@ -508,16 +507,11 @@ def _changes_text(changes: Sequence[Change], ruleset: Ruleset, vocabulary: Vocab
     return _and(phrases)
 
 
-def _field_spec(vocabulary: Vocabulary, term_type: str, field: str) -> FieldSpec | None:
-    spec_term = vocabulary.term(term_type)
-    return spec_term.fields.get(field) if spec_term is not None else None
-
-
 def _setting(change: Change, vocabulary: Vocabulary) -> str:
     if change.from_field:
         target = f"its {_label(change.from_field)}"
     else:
-        target = _value_text(change.value, _field_spec(vocabulary, change.term_type, change.field))
+        target = _value_text(change.value, vocabulary.field(change.term_type, change.field))
         if change.param:
             target += f" (parameter {change.param})"
     return f"{_label(change.field)} to {target}"
@@ -531,7 +525,7 @@ def _change_text(change: Change, ruleset: Ruleset, vocabulary: Vocabulary) -> st
         return f"clear {_possessive('the ' + label)} {_label(change.field)}"
     fields: dict[str, Value] = {**ruleset.defaults.get(change.term_type, {}), **change.fields}
     listed = "; ".join(
-        f"{_label(name)}: {_value_text(value, _field_spec(vocabulary, change.term_type, name))}"
+        f"{_label(name)}: {_value_text(value, vocabulary.field(change.term_type, name))}"
         for name, value in fields.items()
     )
     return f"add {_article(label)} {label} term" + (f" ({listed})" if listed else "")
