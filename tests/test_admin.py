@@ -6,7 +6,6 @@ and a second replica picking up a publish under load.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -37,6 +36,7 @@ from test_server import (
     CONFIDENTIALITY,
     RULESET_FILE,
     ServerProcess,
+    environment_without_termdesk,
     evaluate_request,
 )
 
@@ -568,7 +568,7 @@ class TestCommandLine:
     """`termdesk publish / versions / activate / impact` against a running server."""
 
     def run(self, admin: Admin, *args: str, token: str = OWNER) -> subprocess.CompletedProcess[str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TERMDESK_")}
+        env = environment_without_termdesk()
         env |= {"TERMDESK_ADDRESS": admin.server.address, "TERMDESK_TOKEN": token}
         return subprocess.run(
             [sys.executable, "-m", "termdesk.cli", *args],

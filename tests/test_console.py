@@ -24,7 +24,7 @@ from termdesk.store import Store, open_store, sqlite_url
 from termdesk.v1 import admin_pb2 as apb
 from termdesk.v1 import admin_pb2_grpc as apb_grpc
 from test_admin import SHIPPED, bearer, certificate, tightened
-from test_server import CONFIDENTIALITY, ServerProcess
+from test_server import CONFIDENTIALITY, MANY_VIOLATIONS, ServerProcess
 
 __all__ = ["certificate"]  # a fixture, used here by name
 
@@ -154,15 +154,7 @@ class TestTry:
         try:
             client = signed_in(url, EVALUATOR)
             client.get("/try")
-            package = {
-                "deal_id": "many",
-                "terms": [
-                    CONFIDENTIALITY,
-                    {"type": "payment_terms", "fields": {"net_days": 5}},
-                    {"type": "revenue_share", "fields": {"rate": 0.45, "renewal_rate": 0.5}},
-                ],
-            }
-            fields = {"ruleset": f"{NAME}@1", "package": json.dumps(package)}
+            fields = {"ruleset": f"{NAME}@1", "package": json.dumps(MANY_VIOLATIONS)}
             status, html = client.post("/try", {**fields, "action": "evaluate"})
             offered = [block.split("</ul>")[0] for block in html.split('<ul class="trades">')[1:]]
             assert status == 200

@@ -78,12 +78,16 @@ NET_15: JSON = {"type": "payment_terms", "fields": {"net_days": 15, "verificatio
 # --- the server process ----------------------------------------------------------------
 
 
+def environment_without_termdesk() -> dict[str, str]:
+    """This process's environment without TERMDESK_* variables: servers run on defaults."""
+    return {key: value for key, value in os.environ.items() if not key.startswith("TERMDESK_")}
+
+
 class ServerProcess:
     """A `termdesk serve` subprocess on 127.0.0.1 and every JSON line it printed."""
 
     def __init__(self, workdir: Path, *flags: str, env: Mapping[str, str] | None = None) -> None:
-        clean = {key: value for key, value in os.environ.items() if not key.startswith("TERMDESK_")}
-        env = {**clean, **(env or {})}
+        env = {**environment_without_termdesk(), **(env or {})}
         self._stderr: IO[str] = (workdir / f"stderr-{uuid.uuid4().hex}.log").open("w+")
         self.process: subprocess.Popen[str] = subprocess.Popen(
             [
@@ -811,12 +815,11 @@ class TestTradeLimits:
     ) -> None:
         """A count below 1 or not a number, by flag or environment, stops `termdesk serve`
         before it binds, naming the flag and what it needs."""
-        clean = {key: value for key, value in os.environ.items() if not key.startswith("TERMDESK_")}
         run = subprocess.run(
             [sys.executable, "-m", "termdesk.cli", "serve", "--port", "0", *arguments],
             check=False,
             cwd=tmp_path,
-            env={**clean, **env},
+            env={**environment_without_termdesk(), **env},
             capture_output=True,
             text=True,
             timeout=STARTUP_TIMEOUT,
